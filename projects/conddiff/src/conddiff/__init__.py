@@ -1,0 +1,1 @@
+"""Conditional diffusion toolkit: the survey's six sampling mechanisms."""

@@ -1,0 +1,1 @@
+"""DeFI-Net: dense feature interaction network for inpainting localization."""

@@ -1,0 +1,1 @@
+"""HeTRoM: robust meta-learning over heterogeneous tasks."""

@@ -1,0 +1,1 @@
+"""MultiEdits / ParallelEdits: simultaneous multi-aspect text-driven image editing."""

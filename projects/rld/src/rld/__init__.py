@@ -1,0 +1,1 @@
+"""Refined Logit Distillation (RLD) and the logit-distillation baselines."""

@@ -1,0 +1,1 @@
+"""Simple and Fast Distillation (SFD) of diffusion models."""

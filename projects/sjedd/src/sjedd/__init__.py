@@ -1,0 +1,1 @@
+"""SJEDD: semantics-oriented multitask deepfake detection by joint image-text embedding."""

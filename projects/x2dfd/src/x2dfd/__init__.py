@@ -1,0 +1,1 @@
+"""X2-DFD: explainable and extendable deepfake detection with a multimodal LLM."""

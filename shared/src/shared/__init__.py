@@ -1,0 +1,1 @@
+"""Datasets, metrics and run helpers shared by the paper projects."""
