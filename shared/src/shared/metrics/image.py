@@ -3,7 +3,7 @@
 Images are float arrays in [0, ``data_range``] shaped (H, W) or (H, W, C) (channels last), or torch tensors
 shaped (C, H, W), which are moved to channels last. A mask is (H, W), nonzero where pixels count.
 SSIM comes from scikit-image (Gaussian window, sigma 1.5, as Wang et al. 2004); with a mask, the local SSIM
-map is averaged over the masked pixels.
+map is averaged over the masked pixels (away from the 5-pixel border, as scikit-image does).
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ import numpy as np
 from skimage.metrics import structural_similarity
 
 from shared.metrics.classification import as_numpy
+
+
+_SSIM_PAD = 5  # (11 - 1) // 2: the Gaussian window of sigma 1.5 is 11 pixels wide
 
 
 def _pair(a, b, mask) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -48,8 +51,8 @@ def psnr(a, b, mask=None, data_range: float = 1.0) -> float:
 def ssim(a, b, mask=None, data_range: float = 1.0) -> float:
     """Structural similarity (scikit-image, Gaussian weights); the SSIM map averaged inside ``mask`` if given."""
     x, y, m = _pair(a, b, mask)
-    if min(x.shape[:2]) < 7:
-        raise ValueError(f"ssim needs images of at least 7x7 pixels, got {x.shape[:2]}")
+    if min(x.shape[:2]) < 11:
+        raise ValueError(f"ssim needs images of at least 11x11 pixels, got {x.shape[:2]}")
     kwargs = dict(data_range=data_range, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, full=True)
     if x.ndim == 3:
         kwargs["channel_axis"] = -1
@@ -58,4 +61,10 @@ def ssim(a, b, mask=None, data_range: float = 1.0) -> float:
         return float(value)
     if smap.ndim == 3:
         smap = smap.mean(axis=-1)
-    return float(smap[m].mean())
+    # scikit-image averages the map without a border of (window - 1) / 2 = 5 pixels (Gaussian window of 11);
+    # do the same inside the mask, so that an all-ones mask gives exactly the unmasked SSIM.
+    inner = np.zeros_like(m)
+    inner[_SSIM_PAD:-_SSIM_PAD, _SSIM_PAD:-_SSIM_PAD] = True
+    if not (m & inner).any():
+        raise ValueError(f"mask selects no pixel farther than {_SSIM_PAD} px from the border, where SSIM is defined")
+    return float(smap[m & inner].mean())
