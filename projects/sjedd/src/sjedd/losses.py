@@ -1,0 +1,35 @@
+"""The fidelity losses of the three tasks (Sec. III-D; official ``SO_Loss.py``)."""
+
+from __future__ import annotations
+
+import torch
+
+from sjedd.labels import GLOBAL_NODES, LOCAL_NODES
+
+EPS = 1e-8
+
+
+def fidelity_loss(p: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Fidelity loss 1 - (sqrt(p g + eps) + sqrt((1 - p)(1 - g) + eps)), averaged over all entries.
+
+    ``p`` are predicted probabilities and ``g`` binary (or soft) targets of the same shape; eps = 1e-8 keeps
+    the square root differentiable at 0, as in the official code.
+    """
+    if p.shape != g.shape:
+        raise ValueError(f"p and g must have the same shape, got {tuple(p.shape)} and {tuple(g.shape)}")
+    g = g.to(p.dtype)
+    return (1 - (torch.sqrt(p * g + EPS) + torch.sqrt((1 - p) * (1 - g) + EPS))).mean()
+
+
+def task_losses(marg: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The three task losses [L1 binary, L2 global, L3 local] from (B, 10) marginals and (B, 10) labels.
+
+    L1 is the fidelity loss of node 0; L2 the mean over the 3 global nodes; L3 the mean over the 6 local ones.
+    """
+    if marg.shape != labels.shape or marg.shape[-1] != 10:
+        raise ValueError(f"marginals and labels must both be (batch, 10), got {tuple(marg.shape)}, {tuple(labels.shape)}")
+    return torch.stack([
+        fidelity_loss(marg[:, 0], labels[:, 0]),
+        fidelity_loss(marg[:, list(GLOBAL_NODES)], labels[:, list(GLOBAL_NODES)]),
+        fidelity_loss(marg[:, list(LOCAL_NODES)], labels[:, list(LOCAL_NODES)]),
+    ])
