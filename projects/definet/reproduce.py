@@ -17,18 +17,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-import train as train_script
 from definet.config import TrainConfig
 from definet.data import offline_splits
 from definet.evaluate import predict
 from definet.figures import save_grid
 from definet.model import build_model
+from shared.data.inpainting import INPAINT_METHODS, inpainting_dataset
 from shared.metrics import minmax_normalize
 from shared.runs import RunDir, package_versions, select_device
 
@@ -68,31 +70,69 @@ def figure(runs: dict[str, Path], path: Path, n: int = 6) -> Path:
     return save_grid(columns, path)
 
 
+def samples_figure(path: Path, size: int = 64) -> Path:
+    """The offline data: one test crop per inpainting method -- original, inpainted, mask, |difference|."""
+    data = inpainting_dataset(len(INPAINT_METHODS), size=size, seed=7, photo_names=["coffee", "flower", "coins"])
+    diff = np.abs(data["images"].astype(np.float32) - data["originals"].astype(np.float32)).mean(-1)
+    return save_grid({"original": list(data["originals"]), "inpainted": list(data["images"]),
+                      "mask": list(data["masks"].astype(np.float32)),
+                      "|difference| x4": [np.clip(4 * d / 255, 0, 1) for d in diff]}, path)
+
+
+def run_parallel(jobs: list[tuple[str, int, list[str]]], n_parallel: int) -> list[Path]:
+    """Run the training commands, ``n_parallel`` at a time (each single-threaded); return their run folders."""
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    pending, running, done = list(enumerate(jobs)), {}, {}
+    while pending or running:
+        while pending and len(running) < n_parallel:
+            i, (name, seed, cmd) = pending.pop(0)
+            running[i] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+            print(f"started {name} (seed {seed})", flush=True)
+        for i, proc in list(running.items()):
+            if proc.poll() is None:
+                continue
+            out = proc.stdout.read()
+            del running[i]
+            if proc.returncode != 0:
+                raise RuntimeError(f"{jobs[i][0]} (seed {jobs[i][1]}) failed:\n{out[-3000:]}")
+            done[i] = Path(next(line for line in out.splitlines() if line.startswith("run folder: "))
+                           .removeprefix("run folder: ").strip())
+            print(f"finished {jobs[i][0]} (seed {jobs[i][1]}): {done[i]}\n  " + out.strip().splitlines()[-1], flush=True)
+        time.sleep(2)
+    return [done[i] for i in range(len(jobs))]
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--runs", type=Path, default=HERE / "runs", help="parent folder of the run folders")
     parser.add_argument("--results", type=Path, default=HERE / "results", help="where the JSON and figure go")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the pipeline only")
+    parser.add_argument("--jobs", type=int, default=3, help="training processes at a time (default 3)")
     args = parser.parse_args(argv)
     t0 = time.time()
     config = ["--config", str(HERE / "configs" / "cpu.yaml"), "--device", "cpu", "--quiet"]
     if args.smoke:
         config.append("--smoke")
 
-    raw: dict[str, dict] = {}
-    runs: dict[str, Path] = {}
+    jobs = []  # every (variant, seed) is one `train.py` process; --jobs of them run at a time
     for seed in args.seeds:
         for name, overrides in VARIANTS.items():
             tag = name.lower().replace(" ", "-").replace("/", "")
-            run_path = train_script.main([*config, "--seed", str(seed), "--out", str(args.runs), "--tag", tag,
-                                          *overrides])
-            test = json.loads((run_path / "test.json").read_text())
-            cfgd = json.loads((run_path / "config.json").read_text())
-            raw.setdefault(name, {})[str(seed)] = {"run": str(run_path), "parameters": cfgd["meta"]["parameters"],
-                                                   "train_time_s": test["train_time_s"], "splits": test["splits"]}
-            runs.setdefault(name, run_path)
-            print(f"{name} seed {seed}: {run_path}", flush=True)
+            cmd = [sys.executable, str(HERE / "train.py"), *config, "--seed", str(seed), "--out", str(args.runs),
+                   "--tag", tag, *overrides]
+            jobs.append((name, seed, cmd))
+    finished = run_parallel(jobs, args.jobs)
+
+    raw: dict[str, dict] = {}
+    runs: dict[str, Path] = {}
+    for (name, seed, _), run_path in zip(jobs, finished):
+        test = json.loads((run_path / "test.json").read_text())
+        cfgd = json.loads((run_path / "config.json").read_text())
+        raw.setdefault(name, {})[str(seed)] = {"run": str(run_path.relative_to(HERE)) if run_path.is_relative_to(HERE)
+                                               else str(run_path), "parameters": cfgd["meta"]["parameters"],
+                                               "train_time_s": test["train_time_s"], "splits": test["splits"]}
+        runs.setdefault(name, run_path)
 
     cfg = RunDir.open(runs["DeFI-Net"]).read_config(TrainConfig)
     in_splits = [f"test/{m}" for m in cfg.data.train_methods]
@@ -117,6 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
     results_dir = args.results if not args.smoke else args.runs / "results-smoke"
     results_dir.mkdir(parents=True, exist_ok=True)
     fig = figure(runs, results_dir / "predictions.png")
+    samples_figure(results_dir / "offline_samples.png")
     out = {
         "tables": tables,
         "seeds": args.seeds,
