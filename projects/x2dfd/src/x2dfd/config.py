@@ -1,0 +1,90 @@
+"""Typed configuration. Defaults are the paper's recipe (``configs/paper.yaml`` spells it out); the offline CPU
+default is ``configs/cpu.yaml``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from x2dfd.mllm import TinyLlavaConfig
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "offline"  # "offline" (shared.data.faces_synth) or "deepfakebench" (--data-root)
+    size: int = 64  # face crop side in pixels
+    frames_per_video: int = 4
+    train_videos: int = 96
+    test_videos: int = 48
+    train_families: tuple[str, ...] = ("toon",)
+    # FF++ analogue: identity swap (DeepFakes/FaceSwap) and expression warp (Face2Face/NeuralTextures), half real
+    train_manipulations: tuple[str, ...] = ("real", "id", "real", "expr_mouth")
+    # held-out manipulation types (blending-based and local edits) on held-out identities of the same family
+    unseen_manipulations: tuple[str, ...] = ("real", "sbi", "real", "phys_eyes", "real", "phy_nose", "real", "phy_mouth")
+    # a held-out face family (another generator style) with every manipulation
+    unseen_family: str = "shaded"
+    # real data (DeepfakeBench layout): train dataset and cross-dataset test sets
+    train_set: str = "FaceForensics++"
+    test_sets: tuple[str, ...] = ("Celeb-DF-v2", "DFD", "UADFV")
+    frames_per_real_video: int = 8
+
+
+@dataclass
+class ExpertConfig:
+    """The WFS blending detector (SFD), trained on Self-Blended Images of the training reals."""
+
+    arch: str = "small_cnn"  # or a timm name: the official SFD is swinv2_base_window16_256
+    weights: str | None = None  # a trained state dict (official: best_gf.pth); None = train it here
+    image_size: int = 64
+    epochs: int = 8
+    batch_size: int = 32  # half real, half SBI of the same frames
+    lr: float = 1e-3
+    alias: str = "Blending"
+    lo: float = 0.30
+    hi: float = 0.70
+
+
+@dataclass
+class MFAConfig:
+    n_images: int = 96  # labelled images the questions are scored on
+    threshold: float = 0.5
+    top_k: int = 3  # official default of qa_accuracy.py
+
+
+@dataclass
+class SFSConfig:
+    explanation: str = "mllm"  # "mllm": the base MLLM writes it (official); "template": deterministic fallback
+    max_new_tokens: int = 512  # official annotation setting
+
+
+@dataclass
+class LoraConfig:
+    """LLaVA LoRA fine-tuning (official quick_train.sh / config.yaml)."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    lr: float = 2e-4
+    projector_lr: float = 2e-5
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.03
+    epochs: int = 1
+    batch_size: int = 2
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    device: str = "auto"
+    data_root: str | None = None
+    mllm: str = "llava-hf/llava-1.5-7b-hf"  # a local llava-hf folder / cached hub id, or "tiny"
+    tiny: TinyLlavaConfig = field(default_factory=TinyLlavaConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    expert: ExpertConfig = field(default_factory=ExpertConfig)
+    mfa: MFAConfig = field(default_factory=MFAConfig)
+    sfs: SFSConfig = field(default_factory=SFSConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    use_sfs: bool = True  # explanations from the top-k MFA features in the answers
+    use_wfs: bool = True  # blending-expert score in the question + answer supplement
+    eval_batch_size: int = 64
+    n_explanations: int = 6  # explanations generated per test split at evaluation
+    explanation_tokens: int = 48
