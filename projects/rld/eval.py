@@ -29,7 +29,8 @@ NUM_CLASSES = {"digits": 10, "cifar100": 100, "imagenet": 1000}
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run", type=Path, default=None, help="run folder written by train.py (default: newest in --out)")
+    parser.add_argument("--run", type=Path, default=None,
+                        help="run folder written by train.py (default: the newest under --out)")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="where to look for the newest run")
     parser.add_argument("--checkpoint", choices=["last", "best"], default="last", help="student checkpoint to report")
     parser.add_argument("--data-root", type=str, default=None, help="real dataset root (default: the run's)")

@@ -213,7 +213,8 @@ def test_rc_matches_definition(batch):
     target[rows, y] = zs[rows, y] + zs.max(1).values
     torch.testing.assert_close(losses.rc_target_logits(zs, y), target)
     a = zs.numpy()
-    expected = ce_reference(a, y.numpy()) + kd_reference(a, zt.numpy(), 4.0) + 0.1 * kd_reference(a, target.numpy(), 4.0)
+    expected = (ce_reference(a, y.numpy()) + kd_reference(a, zt.numpy(), 4.0)
+                + 0.1 * kd_reference(a, target.numpy(), 4.0))
     assert losses.rc_loss(zs, zt, y).item() == pytest.approx(expected, rel=1e-9)
 
 

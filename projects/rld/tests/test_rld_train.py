@@ -82,7 +82,8 @@ def test_paper_recipe_runs_on_cifar_shaped_data(tmp_path, monkeypatch):
     torch.save({"model": build_model("resnet32x4", 100).state_dict(), "epoch": 240}, teacher)  # mdistiller format
     out = train.main(["--config", str(HERE / "configs/paper/resnet32x4_resnet8x4.yaml"), "--data-root",
                       str(tmp_path / "cifar"), "--out", str(tmp_path / "runs"), f"teacher_checkpoint={teacher}",
-                      "epochs=1", "batch_size=4", "test_batch_size=8", "max_steps_per_epoch=2", "num_workers=0", *COMMON])
+                      "epochs=1", "batch_size=4", "test_batch_size=8", "max_steps_per_epoch=2", "num_workers=0",
+                      *COMMON])
     config = json.loads((Path(out["run"]) / "config.json").read_text())["config"]
     assert (config["student"], config["lr"], config["epochs"], config["rld"]["beta"]) == ("resnet8x4", 0.05, 1, 8.0)
     rows = [json.loads(x) for x in (Path(out["run"]) / "metrics.jsonl").read_text().splitlines()]

@@ -113,7 +113,8 @@ def train_epoch(student: nn.Module, batches: Iterable, teacher_fn: TeacherFn, cf
 
 
 @torch.no_grad()
-def predict(model: nn.Module, batches: Iterable, device: torch.device, max_steps: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(model: nn.Module, batches: Iterable, device: torch.device,
+            max_steps: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and labels of a whole split (eval mode)."""
     model.eval()
     all_logits, all_labels = [], []

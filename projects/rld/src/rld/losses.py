@@ -101,7 +101,7 @@ def teacher_ge_mask(teacher_logits: torch.Tensor, target: torch.Tensor, strict: 
 # ---------------------------------------------------------------------------------------------------
 def scd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, target: torch.Tensor,
              temperature: float = 1.0) -> torch.Tensor:
-    """Sample Confidence Distillation (paper Sec. 3, "Sample Confidence Distillation"; official ``rld_loss``, "scd loss").
+    """Sample Confidence Distillation, SCD (paper Sec. 3; official ``rld_loss``, "scd loss").
 
     ``b^T = [p^T_{t*}, 1 - p^T_{t*}]`` is the teacher's *maximum* probability, whatever class holds it, and
     ``b^S = [p^S_y, 1 - p^S_y]`` the student's probability of the *ground truth*, both at temperature
@@ -121,7 +121,7 @@ def scd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, target:
 
 def mcd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, target: torch.Tensor,
              temperature: float = 4.0, *, strict: bool = False) -> torch.Tensor:
-    """Masked Correlation Distillation (paper Sec. 3, "Masked Correlation Distillation"; official ``rld_loss``, "mcd loss").
+    """Masked Correlation Distillation, MCD (paper Sec. 3; official ``rld_loss``, "mcd loss").
 
     The teacher-derived mask ``M`` (:func:`teacher_ge_mask`: the ground truth and every class the teacher
     ranks at or above it) removes every class that could carry the teacher's mistake; the KL is taken

@@ -77,8 +77,8 @@ def digits_teacher_logits(cfg: Config, teacher: nn.Module, splits: DigitsSplits,
     injection uses its own generator (seeded by ``cfg.seed``), so it is identical across methods.
 
     Returns:
-        the logits (N, C) on the CPU, the boolean mask of corrupted samples (N,), and stats: the teacher's train error before and after the injection
-        and its test accuracy.
+        the logits (N, C) on the CPU, the boolean mask of corrupted samples (N,), and stats: the teacher's
+        train error before and after the injection and its test accuracy.
     """
     batches = TensorBatches(splits.student_x, splits.student_y, 512, shuffle=False)
     logits, labels = predict(teacher, batches, device)
