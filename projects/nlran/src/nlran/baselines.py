@@ -1,0 +1,112 @@
+"""The baselines NL-RAN is compared with in the paper: a 3-D ResNet, CBAM (in 3-D) and COVNet.
+
+* :func:`resnet3d` -- MONAI's 3-D ResNet with basic blocks (He et al. 2016), the "ResNet" baseline;
+* :class:`CBAMResNet3d` -- the same basic-block ResNet with a CBAM module (Woo et al., ECCV 2018, Eqs. 1-4:
+  channel attention from avg- and max-pooled descriptors through a shared MLP, then spatial attention
+  from a 7x7x7 conv over the channel-pooled maps) in every block before the residual addition;
+* :class:`COVNet` -- COVNet (Li et al., Radiology 2020): a 2-D ResNet applied to every axial slice with
+  shared weights, the slice features max-pooled over slices, then a fully connected layer. The 2-D ResNet
+  is MONAI's (small, from scratch; the original is an ImageNet ResNet-50).
+
+Every model maps (B, 1, D, H, W) to (B, 3) logits and names its last feature layer and classifier so
+that MONAI's CAM / Grad-CAM can use them (``layer4``/``fc``, ``final``/``fc``).
+"""
+
+from __future__ import annotations
+
+import torch
+from monai.networks.nets import ResNet
+from torch import nn
+
+
+def resnet3d(widths: tuple[int, int, int, int] = (64, 128, 256, 512), layers: tuple[int, int, int, int] = (2, 2, 2, 2),
+             num_classes: int = 3, in_channels: int = 1) -> ResNet:
+    """MONAI's 3-D ResNet (basic blocks, ``layers`` blocks per stage; (2, 2, 2, 2) is ResNet-18)."""
+    return ResNet(block="basic", layers=list(layers), block_inplanes=list(widths), spatial_dims=3,
+                  n_input_channels=in_channels, conv1_t_size=3, conv1_t_stride=2, num_classes=num_classes)
+
+
+class CBAM3d(nn.Module):
+    """Convolutional Block Attention Module in 3-D (Woo et al. 2018, Eqs. 1-4).
+
+    ``F' = M_c(F) * F`` with ``M_c = sigmoid(MLP(AvgPool(F)) + MLP(MaxPool(F)))`` and
+    ``F'' = M_s(F') * F'`` with ``M_s = sigmoid(conv7([AvgPool_c(F'); MaxPool_c(F')]))``.
+    """
+
+    def __init__(self, channels: int, reduction: int = 16, kernel_size: int = 7):
+        super().__init__()
+        hidden = max(channels // reduction, 1)
+        self.mlp = nn.Sequential(nn.Conv3d(channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv3d(hidden, channels, 1))
+        self.spatial = nn.Conv3d(2, 1, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channel = torch.sigmoid(self.mlp(x.mean((2, 3, 4), keepdim=True)) + self.mlp(x.amax((2, 3, 4), keepdim=True)))
+        x = channel * x
+        pooled = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], dim=1)
+        return torch.sigmoid(self.spatial(pooled)) * x
+
+
+class CBAMBlock3d(nn.Module):
+    """A basic residual block (two 3x3x3 convs) with CBAM on the residual branch (CBAM paper Fig. 3)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, reduction: int = 16):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv3d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm3d(out_channels), nn.ReLU(inplace=True),
+            nn.Conv3d(out_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm3d(out_channels),
+        )
+        self.cbam = CBAM3d(out_channels, reduction)
+        self.shortcut = (nn.Sequential(nn.Conv3d(in_channels, out_channels, 1, stride=stride, bias=False),
+                                       nn.BatchNorm3d(out_channels))
+                         if stride != 1 or in_channels != out_channels else nn.Identity())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.cbam(self.body(x)) + self.shortcut(x))
+
+
+class CBAMResNet3d(nn.Module):
+    """A basic-block 3-D ResNet with CBAM in every block (the "CBAM" baseline), same stem as :func:`resnet3d`."""
+
+    def __init__(self, widths: tuple[int, int, int, int] = (64, 128, 256, 512),
+                 layers: tuple[int, int, int, int] = (2, 2, 2, 2), num_classes: int = 3, in_channels: int = 1,
+                 reduction: int = 16):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv3d(in_channels, widths[0], 3, stride=2, padding=1, bias=False),
+                                  nn.BatchNorm3d(widths[0]), nn.ReLU(inplace=True), nn.MaxPool3d(3, 2, 1))
+        stages, prev = [], widths[0]
+        for i, (width, n) in enumerate(zip(widths, layers)):
+            blocks = [CBAMBlock3d(prev if j == 0 else width, width, stride=2 if (i > 0 and j == 0) else 1,
+                                  reduction=reduction) for j in range(n)]
+            stages.append(nn.Sequential(*blocks))
+            prev = width
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.pool = nn.AdaptiveAvgPool3d(1)
+        self.fc = nn.Linear(widths[-1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layer4(self.layer3(self.layer2(self.layer1(self.stem(x)))))
+        return self.fc(self.pool(x).flatten(1))
+
+
+class COVNet(nn.Module):
+    """COVNet (Li et al. 2020): a shared 2-D ResNet on every axial slice, max-pooling over slices, FC.
+
+    The slice features are taken after the 2-D ResNet's global average pool (MONAI ``feed_forward=False``),
+    so the max over slices is the paper's "max pooling" of slice features.
+    """
+
+    def __init__(self, widths: tuple[int, int, int, int] = (64, 128, 256, 512),
+                 layers: tuple[int, int, int, int] = (3, 4, 6, 3), num_classes: int = 3, in_channels: int = 1):
+        super().__init__()
+        self.backbone = ResNet(block="basic", layers=list(layers), block_inplanes=list(widths), spatial_dims=2,
+                               n_input_channels=in_channels, conv1_t_size=3, conv1_t_stride=2, feed_forward=False)
+        self.fc = nn.Linear(widths[-1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 5:
+            raise ValueError(f"COVNet expects a (B, C, D, H, W) volume batch, got shape {tuple(x.shape)}")
+        b, c, d, h, w = x.shape
+        slices = x.permute(0, 2, 1, 3, 4).reshape(b * d, c, h, w)
+        feats = self.backbone(slices).reshape(b, d, -1)
+        return self.fc(feats.amax(dim=1))

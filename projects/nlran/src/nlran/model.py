@@ -1,0 +1,225 @@
+"""NL-RAN: a deep residual 3-D attention network with a non-local block (arXiv 2408.04300).
+
+No official code is public and the paper's architecture table was not available to us, so this is a
+**reconstruction** from the two building blocks the paper names (see the README's Deviations):
+
+* the Residual Attention Network (Wang et al., CVPR 2017): pre-activation bottleneck residual units and
+  attention modules whose soft-mask branch is a bottom-up/top-down hourglass with skip connections, ending in
+  a sigmoid on every element ("mixed attention"); the module output is ``(1 + M(x)) * T(x)`` (attention
+  residual learning, RAN Eq. 3), made 3-D;
+* the non-local block (Wang et al., CVPR 2018), embedded-Gaussian version, Eqs. 1-3 and 6 there, with the
+  output BN's scale initialised to zero so the block starts as the identity.
+
+Layout (RAN-56-like, three stages, one attention module per stage, the stage-``s`` module with ``2 - s``
+skip connections in its mask branch):
+
+    stem -> [unit, Attention(skips=2)] -> [unit/2, Attention(skips=1)] -> NonLocal -> [unit/2, Attention(0)]
+         -> [unit/2, unit, unit] -> BN-ReLU ("final") -> global average pool -> FC(3)
+
+``forward(x, return_attention=True)`` also returns the soft masks ``M`` of every attention module; the first
+one, averaged over channels and upsampled to the input, is the paper's heat map (:mod:`nlran.heatmaps`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ResidualUnit3d(nn.Module):
+    """Pre-activation bottleneck residual unit (RAN Sec. 3.4, after He et al. 2016), in 3-D.
+
+    ``BN-ReLU-conv1 -> BN-ReLU-conv3 (stride) -> BN-ReLU-conv1`` plus an identity shortcut, or a 1x1x1
+    projection of the pre-activated input when the width or the stride changes.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expansion: int = 4):
+        super().__init__()
+        mid = max(out_channels // expansion, 1)
+        self.bn1 = nn.BatchNorm3d(in_channels)
+        self.conv1 = nn.Conv3d(in_channels, mid, 1, bias=False)
+        self.bn2 = nn.BatchNorm3d(mid)
+        self.conv2 = nn.Conv3d(mid, mid, 3, stride=stride, padding=1, bias=False)
+        self.bn3 = nn.BatchNorm3d(mid)
+        self.conv3 = nn.Conv3d(mid, out_channels, 1, bias=False)
+        self.shortcut = (nn.Conv3d(in_channels, out_channels, 1, stride=stride, bias=False)
+                         if stride != 1 or in_channels != out_channels else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = F.relu(self.bn1(x))
+        out = self.conv1(pre)
+        out = self.conv2(F.relu(self.bn2(out)))
+        out = self.conv3(F.relu(self.bn3(out)))
+        return out + (self.shortcut(pre) if self.shortcut is not None else x)
+
+
+def _units(channels: int, n: int, expansion: int = 4) -> nn.Sequential:
+    return nn.Sequential(*[ResidualUnit3d(channels, channels, expansion=expansion) for _ in range(n)])
+
+
+def attention_residual(mask: torch.Tensor, trunk: torch.Tensor) -> torch.Tensor:
+    """Attention residual learning, RAN Eq. 3: ``H(x) = (1 + M(x)) * T(x)`` with ``M`` in (0, 1).
+
+    With ``M = 0`` the module passes the trunk features unchanged, so stacking modules cannot make the
+    features vanish the way naive ``M * T`` does.
+    """
+    return (1.0 + mask) * trunk
+
+
+class SoftMaskBranch3d(nn.Module):
+    """The soft-mask branch M(x) of a RAN attention module, in 3-D (RAN Sec. 3.2-3.3, Fig. 2).
+
+    Bottom-up: ``skips + 1`` max-pool (3, stride 2) levels, each followed by ``r`` residual units; the
+    first ``skips`` levels also feed a skip-connection unit. Top-down: trilinear upsampling back to each
+    level's size, adding the bottom-up features and the skip unit, then ``r`` residual units; a last
+    upsampling to the trunk's size, then ``BN-ReLU-conv1x1-BN-ReLU-conv1x1-sigmoid`` (mixed attention:
+    a sigmoid on every channel and position, RAN Eq. 4 ``f_1``).
+    """
+
+    def __init__(self, channels: int, skips: int, r: int = 1, expansion: int = 4):
+        super().__init__()
+        self.skips = skips
+        self.pool = nn.MaxPool3d(3, stride=2, padding=1)
+        # Bottom-up: level 0 .. skips; the deepest level has 2r units (RAN's hourglass bottom).
+        self.down = nn.ModuleList([_units(channels, 2 * r if i == skips else r, expansion) for i in range(skips + 1)])
+        self.skip = nn.ModuleList([ResidualUnit3d(channels, channels, expansion=expansion) for _ in range(skips)])
+        self.up = nn.ModuleList([_units(channels, r, expansion) for _ in range(skips)])
+        self.head = nn.Sequential(
+            nn.BatchNorm3d(channels), nn.ReLU(inplace=True), nn.Conv3d(channels, channels, 1, bias=False),
+            nn.BatchNorm3d(channels), nn.ReLU(inplace=True), nn.Conv3d(channels, channels, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats, skips = [], []
+        out = x
+        for i, units in enumerate(self.down):
+            out = units(self.pool(out))
+            feats.append(out)
+            if i < self.skips:
+                skips.append(self.skip[i](out))
+        for i in reversed(range(self.skips)):  # top-down, from the deepest level back up
+            out = F.interpolate(out, size=feats[i].shape[2:], mode="trilinear", align_corners=False)
+            out = self.up[i](out + feats[i] + skips[i])
+        out = F.interpolate(out, size=x.shape[2:], mode="trilinear", align_corners=False)
+        return torch.sigmoid(self.head(out))
+
+
+class AttentionModule3d(nn.Module):
+    """A 3-D RAN attention module (RAN Sec. 3.1): ``p`` units -> trunk T (``t`` units) and soft mask M ->
+    ``(1 + M) * T`` -> ``p`` units. With ``use_attention=False`` the mask branch is absent and the module
+    is the plain residual stack of the same trunk depth (the "no attention" ablation)."""
+
+    def __init__(self, channels: int, skips: int, p: int = 1, t: int = 2, r: int = 1, use_attention: bool = True,
+                 expansion: int = 4):
+        super().__init__()
+        self.pre = _units(channels, p, expansion)
+        self.trunk = _units(channels, t, expansion)
+        self.mask = SoftMaskBranch3d(channels, skips, r, expansion) if use_attention else None
+        self.post = _units(channels, p, expansion)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = self.pre(x)
+        trunk = self.trunk(x)
+        if self.mask is None:
+            return self.post(trunk), None
+        mask = self.mask(x)
+        return self.post(attention_residual(mask, trunk)), mask
+
+
+class NonLocalBlock3d(nn.Module):
+    """Embedded-Gaussian non-local block (Wang et al., CVPR 2018, Eqs. 1, 3 and 6).
+
+    ``y_i = sum_j softmax_j(theta(x_i)^T phi(x_j)) g(x_j)`` and ``z = BN(W_z y) + x``, with ``theta``, ``phi``,
+    ``g`` and ``W_z`` 1x1x1 convolutions (``inter_channels`` = C/2 by default), optional 2x max-pool
+    subsampling of ``phi`` and ``g`` (their Sec. 3.3), and the BN scale and shift initialised to zero so
+    that the block is the identity at initialisation (their Sec. 4.1).
+    """
+
+    def __init__(self, channels: int, inter_channels: int | None = None, sub_sample: bool = True):
+        super().__init__()
+        self.inter = inter_channels or max(channels // 2, 1)
+        self.theta = nn.Conv3d(channels, self.inter, 1)
+        self.phi = nn.Conv3d(channels, self.inter, 1)
+        self.g = nn.Conv3d(channels, self.inter, 1)
+        self.pool = nn.MaxPool3d(2, ceil_mode=True) if sub_sample else nn.Identity()
+        self.w_z = nn.Conv3d(self.inter, channels, 1)
+        self.bn = nn.BatchNorm3d(channels)
+        nn.init.zeros_(self.bn.weight)
+        nn.init.zeros_(self.bn.bias)
+
+    def affinity(self, x: torch.Tensor) -> torch.Tensor:
+        """The normalised pairwise function ``f(x_i, x_j) / C(x)`` = softmax over j, shape (B, N, N')."""
+        theta = self.theta(x).flatten(2).transpose(1, 2)  # (B, N, C')
+        phi = self.pool(self.phi(x)).flatten(2)  # (B, C', N')
+        return torch.softmax(theta @ phi, dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, *size = x.shape
+        g = self.pool(self.g(x)).flatten(2).transpose(1, 2)  # (B, N', C')
+        y = (self.affinity(x) @ g).transpose(1, 2).reshape(b, self.inter, *size)
+        return self.bn(self.w_z(y)) + x
+
+
+class NLRAN(nn.Module):
+    """Deep residual 3-D attention non-local network (NL-RAN), a reconstruction (module docstring).
+
+    Args:
+        in_channels: input channels (1 for CT).
+        num_classes: 3 (COVID-19, common pneumonia, normal).
+        widths: channels of the stem and of stages 1-4.
+        stem_stride: stride of the 3x3x3 stem convolution (RAN: a 7x7 stride-2 conv + max-pool).
+        stem_pool: a 3x3x3 stride-2 max-pool after the stem.
+        p, t, r: RAN's attention-module hyper-parameters (paper: 1, 2, 1).
+        use_attention: attention modules with soft masks (False: the "no attention" ablation).
+        use_nonlocal: the non-local block after stage 2 (False: the "no non-local" ablation).
+        nonlocal_sub_sample: 2x max-pool of phi and g in the non-local block.
+        dropout: dropout before the classifier.
+        expansion: bottleneck expansion of the residual units (RAN / ResNet: 4; 1 = full-width 3x3x3 convs).
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 3, widths: tuple[int, ...] = (16, 64, 128, 256, 512),
+                 stem_stride: int = 2, stem_pool: bool = True, p: int = 1, t: int = 2, r: int = 1,
+                 use_attention: bool = True, use_nonlocal: bool = True, nonlocal_sub_sample: bool = True,
+                 dropout: float = 0.0, expansion: int = 4):
+        super().__init__()
+        if len(widths) != 5:
+            raise ValueError(f"widths must give the stem and 4 stages (5 values), got {widths}")
+        w0, w1, w2, w3, w4 = widths
+        self.stem = nn.Sequential(nn.Conv3d(in_channels, w0, 3, stride=stem_stride, padding=1, bias=False),
+                                  nn.BatchNorm3d(w0), nn.ReLU(inplace=True),
+                                  nn.MaxPool3d(3, stride=2, padding=1) if stem_pool else nn.Identity())
+        e = expansion
+        self.unit1 = ResidualUnit3d(w0, w1, expansion=e)
+        self.attention1 = AttentionModule3d(w1, skips=2, p=p, t=t, r=r, use_attention=use_attention, expansion=e)
+        self.unit2 = ResidualUnit3d(w1, w2, stride=2, expansion=e)
+        self.attention2 = AttentionModule3d(w2, skips=1, p=p, t=t, r=r, use_attention=use_attention, expansion=e)
+        self.nonlocal_block = NonLocalBlock3d(w2, sub_sample=nonlocal_sub_sample) if use_nonlocal else None
+        self.unit3 = ResidualUnit3d(w2, w3, stride=2, expansion=e)
+        self.attention3 = AttentionModule3d(w3, skips=0, p=p, t=t, r=r, use_attention=use_attention, expansion=e)
+        self.stage4 = nn.Sequential(ResidualUnit3d(w3, w4, stride=2, expansion=e), _units(w4, 2, e))
+        self.final = nn.Sequential(nn.BatchNorm3d(w4), nn.ReLU(inplace=True))  # CAM / Grad-CAM target layer
+        self.pool = nn.AdaptiveAvgPool3d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(w4, num_classes)
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The final feature map (after ``final``) and the soft masks of the attention modules."""
+        if x.ndim != 5:
+            raise ValueError(f"NLRAN expects a (B, C, D, H, W) volume batch, got shape {tuple(x.shape)}")
+        masks = []
+        x, m = self.attention1(self.unit1(self.stem(x)))
+        masks.append(m)
+        x, m = self.attention2(self.unit2(x))
+        masks.append(m)
+        if self.nonlocal_block is not None:
+            x = self.nonlocal_block(x)
+        x, m = self.attention3(self.unit3(x))
+        masks.append(m)
+        return self.final(self.stage4(x)), [m for m in masks if m is not None]
+
+    def forward(self, x: torch.Tensor, return_attention: bool = False):
+        """Logits (B, num_classes); with ``return_attention`` also the list of soft masks (B, C_s, ...)."""
+        feats, masks = self.features(x)
+        logits = self.fc(self.dropout(self.pool(feats).flatten(1)))
+        return (logits, masks) if return_attention else logits
