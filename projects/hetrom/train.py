@@ -28,27 +28,18 @@ from hetrom.config import HetromConfig
 from hetrom.data import to_tensors
 from hetrom.evaluate import build_model, build_tasks, evaluate, headline_key, loss_function, test_tasks
 from hetrom.maml import parameters_of, task_losses
-from hetrom.objective import ranked_range_mask, selected_mean, sg_mask
+from hetrom.objective import select_tasks, selected_mean
 
 SMOKE = {"iterations": 6, "meta_batch": 6, "m": 2, "k": 6, "eval_tasks": 20, "log_every": 2, "ckpt_every": 3,
          "eval_every": 3, "filters": 8, "image_size": 14, "conv_blocks": 3, "k_query": 2, "glyph_classes": 40,
          "glyph_train_classes": 30}
 
 
-def select_tasks(losses: torch.Tensor, method: str, cfg: HetromConfig) -> torch.Tensor:
-    """Which tasks enter the outer objective (a bool mask over the meta-batch)."""
-    if method == "hetrom":
-        return ranked_range_mask(losses, cfg.m, cfg.k)
-    if method == "sg":
-        return sg_mask(losses, cfg.sg_lower, cfg.sg_upper, cfg.sg_log_space)
-    return torch.ones_like(losses, dtype=torch.bool)
-
-
 def meta_step(model, optimizer, batch, method: str, cfg: HetromConfig, loss_fn) -> dict[str, float]:
     """One outer update: adapt every task, select the ranked range, Adam step on the selected mean."""
     losses = task_losses(model, parameters_of(model), batch, loss_fn, cfg.inner_steps, cfg.inner_lr,
                          cfg.first_order)
-    mask = select_tasks(losses, method, cfg)
+    mask = select_tasks(losses, method, cfg.m, cfg.k, cfg.sg_lower, cfg.sg_upper, cfg.sg_log_space)
     objective = selected_mean(losses, mask)
     optimizer.zero_grad(set_to_none=True)
     objective.backward()

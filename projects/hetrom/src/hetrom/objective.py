@@ -115,3 +115,16 @@ def selected_mean(task_losses: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     if mask.sum() == 0:
         raise ValueError("the task selection is empty")
     return task_losses[mask].sum() / mask.sum()
+
+
+def select_tasks(task_losses: torch.Tensor, method: str, m: int = 0, k: int | None = None, sg_lower: float = 2.0,
+                 sg_upper: float = 1.0, sg_log_space: bool = True) -> torch.Tensor:
+    """Which tasks enter the outer objective: ranks ``m+1..k`` (``hetrom``), the statistical thresholds
+    (``sg``) or all of them (``maml``); a bool mask over the meta-batch."""
+    if method == "hetrom":
+        return ranked_range_mask(task_losses, m, task_losses.numel() if k is None else k)
+    if method == "sg":
+        return sg_mask(task_losses, sg_lower, sg_upper, sg_log_space)
+    if method == "maml":
+        return torch.ones_like(task_losses, dtype=torch.bool)
+    raise ValueError(f"unknown method {method!r}; expected 'hetrom', 'sg' or 'maml'")
