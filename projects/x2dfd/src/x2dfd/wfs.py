@@ -65,7 +65,7 @@ class BlendingExpert(nn.Module):
 
     The official SFD is timm ``swinv2_base_window16_256`` (see :func:`build_expert`); this is the CPU stand-in."""
 
-    def __init__(self, widths: tuple[int, ...] = (32, 64, 96, 128)):
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128)):
         super().__init__()
         layers, c = [], 3
         for w in widths:
