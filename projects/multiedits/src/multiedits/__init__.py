@@ -1,1 +1,0 @@
-"""MultiEdits / ParallelEdits: simultaneous multi-aspect text-driven image editing."""
