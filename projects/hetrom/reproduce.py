@@ -120,9 +120,10 @@ def train_population(base: HetromConfig, members: list[Member], quiet: bool) -> 
     return out
 
 
-def summarise(rows: list[dict], key: str) -> tuple[float, float]:
+def summarise(rows: list[dict], key: str) -> tuple[float, float | None]:
+    """Mean and sample std over seeds (no std from a single seed)."""
     values = np.array([r[key] for r in rows])
-    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return float(values.mean()), (float(values.std(ddof=1)) if len(values) > 1 else None)
 
 
 def comparison_table(rows: list[dict], group: str, metric: str, steps: list[int]) -> dict:
