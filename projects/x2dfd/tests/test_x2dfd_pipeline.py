@@ -102,3 +102,23 @@ def test_corrupt_checkpoint_is_reported(smoke_run, tmp_path):
     with pytest.raises(Exception, match="(?i)safetensors|checkpoint|header|corrupt|invalid"):
         x2_eval.main(["--run", str(copy), "--device", "cpu"])
     assert (Path(result["run"]) / "checkpoints" / "last.safetensors").stat().st_size > 100  # original intact
+
+
+def test_deepfakebench_loader_reads_layout(tmp_path):
+    import cv2
+
+    base = tmp_path / "UADFV"
+    for label, n_videos in (("real", 2), ("fake", 3)):
+        for v in range(n_videos):
+            d = base / label / "frames" / f"{v:04d}"
+            d.mkdir(parents=True)
+            for f in range(5):
+                cv2.imwrite(str(d / f"{f:03d}.png"), np.full((20, 24, 3), 40 * v + f, np.uint8))
+    data = DeepfakeBenchRoot(tmp_path, "UADFV").load(frames_per_video=3, size=16)
+    assert data.images.shape == (15, 16, 16, 3)
+    assert data.labels.tolist() == [0] * 6 + [1] * 9
+    assert len(np.unique(data.videos)) == 5
+    (base / "fake" / "frames" / "0000" / "001.png").write_bytes(b"not a png")
+    (base / "fake" / "frames" / "0000" / "002.png").write_bytes(b"not a png")
+    with pytest.raises(FileNotFoundError, match="expected"):
+        DeepfakeBenchRoot(tmp_path, "UADFV").load(frames_per_video=5, size=16)
