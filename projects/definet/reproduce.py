@@ -3,7 +3,8 @@ in-method and on a held-out inpainting method, and its REAM edge branch helps.
 
     uv run reproduce.py                 # seed 0, the offline default (configs/cpu.yaml); writes results/
     uv run reproduce.py --seeds 0 1 2   # more seeds (mean over seeds in the tables)
-    uv run reproduce.py --smoke         # seconds: the pipeline only (writes to a temporary results folder)
+    uv run reproduce.py epochs=20       # a longer schedule for every model (any config key=value)
+    uv run reproduce.py --smoke         # seconds: the pipeline only (writes to <runs>/results-smoke)
 
 Three models trained with the same recipe, data, budget and seed(s) (configs/cpu.yaml): DeFI-Net, DeFI-Net
 without REAM (no edge branch, no edge loss) and a U-Net of comparable size. Training uses real photos
@@ -109,6 +110,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--results", type=Path, default=HERE / "results", help="where the JSON and figure go")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the pipeline only")
     parser.add_argument("--jobs", type=int, default=3, help="training processes at a time (default 3)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides for every model, e.g. epochs=20 (default: configs/cpu.yaml as is)")
     args = parser.parse_args(argv)
     t0 = time.time()
     config = ["--config", str(HERE / "configs" / "cpu.yaml"), "--device", "cpu", "--quiet"]
@@ -120,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
         for name, overrides in VARIANTS.items():
             tag = name.lower().replace(" ", "-").replace("/", "")
             cmd = [sys.executable, str(HERE / "train.py"), *config, "--seed", str(seed), "--out", str(args.runs),
-                   "--tag", tag, *overrides]
+                   "--tag", tag, *args.overrides, *overrides]
             jobs.append((name, seed, cmd))
     finished = run_parallel(jobs, args.jobs)
 
@@ -164,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
         "versions": package_versions("definet", "opencv-python", "scikit-image", "scikit-learn"),
         "wall_time_s": time.time() - t0,
         "command": "uv run reproduce.py" + (" --seeds " + " ".join(map(str, args.seeds)) if args.seeds != [0] else "")
-                   + (" --smoke" if args.smoke else ""),
+                   + (" --smoke" if args.smoke else "") + "".join(" " + o for o in args.overrides),
         "config": "configs/cpu.yaml",
         "in_method_splits": in_splits,
         "cross_method_splits": cross_splits,
