@@ -42,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--archs", nargs="+", default=list(ARCHS), choices=ARCHS)
-    parser.add_argument("--epochs", type=int, default=6, help="epochs per model (default: 6)")
-    parser.add_argument("--n-volumes", type=int, default=300, help="phantom volumes, 80/10/10 (default: 300)")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per model (default: 4, as configs/cpu.yaml)")
+    parser.add_argument("--n-volumes", type=int, default=600,
+                        help="phantom volumes, split 80/10/10 (default: 600, as configs/cpu.yaml)")
     parser.add_argument("--heatmap-volumes", type=int, default=20, help="test volumes with lesions scored")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     parser.add_argument("--runs", type=Path, default=HERE / "runs" / "reproduce", help="parent of the run folders")
@@ -77,7 +78,8 @@ def main(argv: list[str] | None = None) -> dict:
             result = evaluate.evaluate(run, cfg, "best", args.device, args.heatmap_volumes)
             result["run"] = str(run.path)
             raw[arch][str(seed)] = result
-            print(f"[seed {seed}] {NAMES[arch]}: AUC {result['test']['auc_macro']:.4f}  F1 {result['test']['f1_macro']:.4f}")
+            test = result["test"]
+            print(f"[seed {seed}] {NAMES[arch]}: AUC {test['auc_macro']:.4f}  F1 {test['f1_macro']:.4f}", flush=True)
 
     # --- tables (mean over seeds; std in a separate column when there are several) ----------------------
     cls_rows, loc_rows = [], []

@@ -75,8 +75,9 @@ def main(argv: list[str] | None = None) -> dict:
     splits = build_splits(cfg)
     model = build_model(cfg).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    run.log(f"{cfg.arch}: {count_parameters(model):,} parameters; data {cfg.dataset} "
-            f"{ {k: len(v) for k, v in splits.items()} } at {tuple(cfg.volume_size)}; device {device}", quiet=args.quiet)
+    sizes = {k: len(v) for k, v in splits.items()}
+    run.log(f"{cfg.arch}: {count_parameters(model):,} parameters; data {cfg.dataset} {sizes} "
+            f"at {tuple(cfg.volume_size)}; device {device}", quiet=args.quiet)
 
     start_epoch, best_auc = 0, -math.inf
     if args.resume is not None:
@@ -111,7 +112,8 @@ def main(argv: list[str] | None = None) -> dict:
     test = classification_metrics(labels, probs)
     run.write_json("train_summary.json", {"best_epoch": best_state["epoch"], "val": best_state["val"], "test": test})
     run.log(f"test (best epoch {best_state['epoch']}): AUC {test['auc_macro']:.4f}  precision "
-            f"{test['precision_macro']:.4f}  F1 {test['f1_macro']:.4f}  accuracy {test['accuracy']:.4f}", quiet=args.quiet)
+            f"{test['precision_macro']:.4f}  F1 {test['f1_macro']:.4f}  accuracy {test['accuracy']:.4f}",
+            quiet=args.quiet)
     print(f"run folder: {run.path}\nheadline: test macro AUC {test['auc_macro']:.4f}, macro F1 {test['f1_macro']:.4f}")
     return {"run": run.path, "test": test, "best_epoch": best_state["epoch"]}
 

@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from nlran.config import Config
-from nlran.data import CCCCIIRoot, ccccii_splits, intensity_transform, phantom_splits, split_indices
+from nlran.data import (
+    CCCCIIRoot,
+    ccccii_splits,
+    clear_phantom_cache,
+    intensity_transform,
+    phantom_splits,
+    split_indices,
+)
 from nlran.engine import classification_metrics
 
 
@@ -35,7 +42,11 @@ def test_hu_window_and_resize():
 
 def test_phantom_splits_are_windowed_deterministic_and_masked_by_class():
     cfg = Config(dataset="phantom", volume_size=(16, 16, 16), n_volumes=30, seed=3)
-    a, b = phantom_splits(cfg), phantom_splits(cfg)
+    a = phantom_splits(cfg)
+    assert phantom_splits(cfg) is a  # cached per process
+    clear_phantom_cache()
+    b = phantom_splits(cfg)
+    assert b is not a
     assert [len(a[k]) for k in ("train", "val", "test")] == [24, 3, 3]
     assert torch.equal(a["train"].volumes, b["train"].volumes)
     x, y = a["train"][0]
@@ -105,3 +116,8 @@ def test_classification_metrics_hand_case():
     # {0.8, 0.4}, negatives {0.1, 0.2, 0.1, 0.6}: (4 + 3) / 8; class 1: positives {0.8, 0.7}, negatives
     # {0.1, 0.5, 0.2, 0.1}: 1.0.
     assert m["auc_macro"] == pytest.approx((7 / 8 + 1 + 1) / 3)
+
+
+def test_auc_is_nan_when_a_class_is_absent():
+    m = classification_metrics(np.array([0, 1, 1]), np.array([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.4, 0.1]]))
+    assert np.isnan(m["auc_macro"]) and m["accuracy"] == pytest.approx(2 / 3)

@@ -63,7 +63,8 @@ def test_localisation_rejects_bad_inputs():
         voxel_auc(np.zeros((4, 4, 4)), np.zeros((4, 4, 4), bool))
     with pytest.raises(ValueError, match="no volume with a lesion"):
         localisation_scores(np.zeros((2, 4, 4, 4)), np.zeros((2, 4, 4, 4), bool))
-    scores = localisation_scores(np.stack([_mask() * 1.0, np.zeros((4, 4, 4))]), np.stack([_mask(), np.zeros((4, 4, 4), bool)]))
+    heats = np.stack([_mask() * 1.0, np.zeros((4, 4, 4))])
+    scores = localisation_scores(heats, np.stack([_mask(), np.zeros((4, 4, 4), bool)]))
     assert scores["n_volumes"] == 1 and scores["voxel_auc"] == 1.0
 
 

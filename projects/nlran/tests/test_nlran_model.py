@@ -132,3 +132,10 @@ def test_cbam_matches_its_equations():
     ms = torch.sigmoid(torch.nn.functional.conv3d(
         torch.stack([f1.mean(1), f1.max(1).values], 1), cbam.spatial.weight, cbam.spatial.bias, padding=1))
     torch.testing.assert_close(cbam(x), f1 * ms)
+
+
+def test_final_units_sets_the_depth_of_stage_four():
+    model = NLRAN(**TINY, final_units=0).eval()
+    assert len(model.stage4) == 2 and len(model.stage4[1]) == 0
+    assert model(torch.randn(1, 1, 16, 16, 16)).shape == (1, 3)
+    assert len(NLRAN(**TINY).stage4[1]) == 2

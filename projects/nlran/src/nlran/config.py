@@ -26,6 +26,7 @@ class Config:
     t: int = field(default=2, metadata={"help": "RAN: residual units in the trunk branch"})
     r: int = field(default=1, metadata={"help": "RAN: residual units between poolings in the mask branch"})
     expansion: int = field(default=4, metadata={"help": "bottleneck expansion of residual units (RAN: 4)"})
+    final_units: int = field(default=2, metadata={"help": "stage-4 units after its strided unit (RAN-56: 2)"})
     nonlocal_sub_sample: bool = True
     dropout: float = 0.0
     baseline_widths: tuple[int, int, int, int] = field(default=(64, 128, 256, 512),

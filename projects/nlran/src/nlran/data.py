@@ -9,6 +9,7 @@ also gives the true lesion mask of every volume (for heat-map localisation, :mod
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -67,13 +68,27 @@ class PhantomSplit(Dataset):
 
 
 def phantom_splits(cfg: Config) -> dict[str, PhantomSplit]:
-    """Generate ``cfg.n_volumes`` phantoms at ``cfg.volume_size`` (seeded by ``cfg.seed``) and split them."""
-    data = chest_ct_dataset(cfg.n_volumes, tuple(cfg.volume_size), seed=cfg.seed)
-    window = intensity_transform(cfg.hu_window, cfg.volume_size)
+    """Generate ``cfg.n_volumes`` phantoms at ``cfg.volume_size`` (seeded by ``cfg.seed``) and split them.
+
+    The result is cached per process (read-only tensors), so reproduce.py generates each dataset once.
+    """
+    return _phantom_splits(cfg.n_volumes, tuple(cfg.volume_size), cfg.seed, tuple(cfg.hu_window), tuple(cfg.split))
+
+
+@lru_cache(maxsize=2)
+def _phantom_splits(n: int, size: tuple[int, int, int], seed: int, hu_window: tuple[float, float],
+                    split: tuple[float, float, float]) -> dict[str, PhantomSplit]:
+    data = chest_ct_dataset(n, size, seed=seed)
+    window = intensity_transform(hu_window, size)
     volumes = torch.stack([torch.as_tensor(np.asarray(window(v[None]))) for v in data["volumes"]]).float()
-    idx = split_indices(np.arange(cfg.n_volumes), cfg.split, cfg.seed)  # one phantom = one patient
+    idx = split_indices(np.arange(n), split, seed)  # one phantom = one patient
     return {name: PhantomSplit(volumes[i], torch.as_tensor(data["labels"][i]),
                                torch.as_tensor(data["lesion_masks"][i])) for name, i in idx.items()}
+
+
+def clear_phantom_cache() -> None:
+    """Forget the cached phantom datasets (frees their memory)."""
+    _phantom_splits.cache_clear()
 
 
 class CCCCIIRoot(DatasetRoot):
@@ -154,4 +169,4 @@ def build_splits(cfg: Config) -> dict[str, Dataset]:
 
 
 __all__ = ["CLASSES", "SPLITS", "CCCCIIDataset", "CCCCIIRoot", "PhantomSplit", "build_splits", "ccccii_splits",
-           "intensity_transform", "phantom_splits", "split_indices"]
+           "clear_phantom_cache", "intensity_transform", "phantom_splits", "split_indices"]

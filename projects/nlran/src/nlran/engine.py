@@ -23,7 +23,8 @@ def build_model(cfg: Config) -> nn.Module:
         return NLRAN(in_channels=1, num_classes=NUM_CLASSES, widths=tuple(cfg.widths), stem_stride=cfg.stem_stride,
                      stem_pool=cfg.stem_pool, p=cfg.p, t=cfg.t, r=cfg.r,
                      use_attention=cfg.arch != "nlran_no_attention", use_nonlocal=cfg.arch != "nlran_no_nonlocal",
-                     nonlocal_sub_sample=cfg.nonlocal_sub_sample, dropout=cfg.dropout, expansion=cfg.expansion)
+                     nonlocal_sub_sample=cfg.nonlocal_sub_sample, dropout=cfg.dropout, expansion=cfg.expansion,
+                     final_units=cfg.final_units)
     widths, layers = tuple(cfg.baseline_widths), tuple(cfg.baseline_layers)
     if cfg.arch == "resnet3d":
         return resnet3d(widths, layers, NUM_CLASSES)
@@ -50,14 +51,14 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
     """The paper's metrics (AUC, precision, F1) with both averagings, plus accuracy and the confusion matrix.
 
     AUC is one-vs-rest over the softmax probabilities; precision / recall / F1 use the arg-max prediction.
-    A split lacking a class gets ``auc_macro = nan`` (AUC is undefined there).
+    A split lacking a class gets ``auc_macro = nan`` (a one-vs-rest AUC is undefined there).
     """
     pred = probs.argmax(1)
     macro = precision_recall_f1(labels, pred, average="macro")
     weighted = precision_recall_f1(labels, pred, average="weighted")
-    try:
+    if np.unique(labels).size == probs.shape[1]:
         auc_macro, auc_weighted = roc_auc(labels, probs, average="macro"), roc_auc(labels, probs, average="weighted")
-    except ValueError:
+    else:
         auc_macro = auc_weighted = float("nan")
     return {"accuracy": accuracy(labels, pred), "auc_macro": auc_macro, "auc_weighted": auc_weighted,
             "precision_macro": macro["precision"], "recall_macro": macro["recall"], "f1_macro": macro["f1"],

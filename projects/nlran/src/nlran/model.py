@@ -14,7 +14,7 @@ Layout (RAN-56-like, three stages, one attention module per stage, the stage-``s
 skip connections in its mask branch):
 
     stem -> [unit, Attention(skips=2)] -> [unit/2, Attention(skips=1)] -> NonLocal -> [unit/2, Attention(0)]
-         -> [unit/2, unit, unit] -> BN-ReLU ("final") -> global average pool -> FC(3)
+         -> [unit/2, final_units x unit] -> BN-ReLU ("final") -> global average pool -> FC(3)
 
 ``forward(x, return_attention=True)`` also returns the soft masks ``M`` of every attention module; the first
 one, averaged over channels and upsampled to the input, is the paper's heat map (:mod:`nlran.heatmaps`).
@@ -176,12 +176,13 @@ class NLRAN(nn.Module):
         nonlocal_sub_sample: 2x max-pool of phi and g in the non-local block.
         dropout: dropout before the classifier.
         expansion: bottleneck expansion of the residual units (RAN / ResNet: 4; 1 = full-width 3x3x3 convs).
+        final_units: residual units after the strided unit of stage 4 (RAN-56: 2).
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 3, widths: tuple[int, ...] = (16, 64, 128, 256, 512),
                  stem_stride: int = 2, stem_pool: bool = True, p: int = 1, t: int = 2, r: int = 1,
                  use_attention: bool = True, use_nonlocal: bool = True, nonlocal_sub_sample: bool = True,
-                 dropout: float = 0.0, expansion: int = 4):
+                 dropout: float = 0.0, expansion: int = 4, final_units: int = 2):
         super().__init__()
         if len(widths) != 5:
             raise ValueError(f"widths must give the stem and 4 stages (5 values), got {widths}")
@@ -197,7 +198,7 @@ class NLRAN(nn.Module):
         self.nonlocal_block = NonLocalBlock3d(w2, sub_sample=nonlocal_sub_sample) if use_nonlocal else None
         self.unit3 = ResidualUnit3d(w2, w3, stride=2, expansion=e)
         self.attention3 = AttentionModule3d(w3, skips=0, p=p, t=t, r=r, use_attention=use_attention, expansion=e)
-        self.stage4 = nn.Sequential(ResidualUnit3d(w3, w4, stride=2, expansion=e), _units(w4, 2, e))
+        self.stage4 = nn.Sequential(ResidualUnit3d(w3, w4, stride=2, expansion=e), _units(w4, final_units, e))
         self.final = nn.Sequential(nn.BatchNorm3d(w4), nn.ReLU(inplace=True))  # CAM / Grad-CAM target layer
         self.pool = nn.AdaptiveAvgPool3d(1)
         self.dropout = nn.Dropout(dropout)
