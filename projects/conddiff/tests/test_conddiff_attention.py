@@ -17,7 +17,7 @@ def test_processors_leave_outputs_unchanged_without_an_edit():
         got = pipe.eps(x, 500, emb)
         pipe.unet.set_attn_processor(previous)
     assert torch.allclose(ref, got, atol=1e-6)
-    assert sum(1 for n in previous if n.endswith("attn2.processor")) >= 2  # cross-attention layers exist
+    assert len(previous) >= 4  # self- and cross-attention layers at two levels
 
 
 def test_p2p_word_swap_edits_only_the_target_branch_and_only_early_steps():

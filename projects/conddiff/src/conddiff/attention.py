@@ -30,10 +30,11 @@ import torch.nn.functional as F
 class ControlledAttnProcessor:
     """diffusers ``AttnProcessor`` with a hook on the attention probabilities (``controller(probs, ...)``)."""
 
-    def __init__(self, controller, place: str, is_cross: bool):
-        self.controller, self.place, self.is_cross = controller, place, is_cross
+    def __init__(self, controller, place: str):
+        self.controller, self.place = controller, place
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
+        is_cross = encoder_hidden_states is not None
         residual = hidden_states
         if attn.spatial_norm is not None:
             hidden_states = attn.spatial_norm(hidden_states, temb)
@@ -53,7 +54,7 @@ class ControlledAttnProcessor:
         key, value = attn.to_k(encoder_hidden_states), attn.to_v(encoder_hidden_states)
         query, key, value = (attn.head_to_batch_dim(v) for v in (query, key, value))
         probs = attn.get_attention_scores(query, key, attention_mask)  # (B * heads, queries, keys)
-        probs = self.controller(probs, self.is_cross, self.place, attn.heads)
+        probs = self.controller(probs, is_cross, self.place, attn.heads)
         hidden_states = attn.batch_to_head_dim(torch.bmm(probs, value))
         hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
         if input_ndim == 4:
@@ -69,7 +70,7 @@ def install(unet, controller) -> dict:
     procs = {}
     for name in previous:
         place = "down" if name.startswith("down") else "up" if name.startswith("up") else "mid"
-        procs[name] = ControlledAttnProcessor(controller, place, is_cross=name.endswith("attn2.processor"))
+        procs[name] = ControlledAttnProcessor(controller, place)
     unet.set_attn_processor(procs)
     return previous
 
@@ -98,9 +99,9 @@ class AttentionStore:
         p = probs.view(batch, heads, *probs.shape[1:])
         half = batch // 2 if getattr(self, "cfg_doubled", False) else 0  # edit the conditional half only
         cond = p[half:]
+        if is_cross:  # stored before the edit, as the official AttentionControlEdit does
+            self.step_maps.append(cond.detach())
         edited = self.edit(cond, is_cross, place)
-        if is_cross:
-            self.step_maps.append(edited.detach())
         if edited is cond:
             return probs
         return torch.cat([p[:half], edited], 0).view_as(probs)
