@@ -29,11 +29,12 @@ from train import distill, train_teacher
 HERE = Path(__file__).resolve().parent
 TEACHER = HERE / "results" / "digits_teacher" / "teacher.safetensors"
 
-# CPU budget: 100 SFD iterations per student (200 for SFD-v) of 64 (digits) / 128 (2-D) teacher trajectories
-DIGITS = {"config": "configs/cpu.yaml", "nfes": [2, 3, 4, 5], "batch": 64, "total_kimg": 6.4, "sfdv_kimg": 12.8,
-          "eval_samples": 1000, "ref_steps": 41}
-TOY = {"config": "configs/toy2d.yaml", "nfes": [2, 3], "batch": 128, "total_kimg": 12.8, "teacher_iters": 1000,
-       "eval_samples": 2000, "ref_steps": 101}
+# CPU budget (a 2-core machine shared by ~8 jobs): 100 SFD iterations per student (200 for SFD-v) of 32 (digits) /
+# 64 (2-D) teacher trajectories
+DIGITS = {"config": "configs/cpu.yaml", "nfes": [2, 3, 4, 5], "batch": 32, "total_kimg": 3.2, "sfdv_kimg": 6.4,
+          "eval_samples": 500, "ref_steps": 41}
+TOY = {"config": "configs/toy2d.yaml", "nfes": [2, 3], "batch": 64, "total_kimg": 6.4, "teacher_iters": 800,
+       "teacher_batch": 256, "eval_samples": 1000, "ref_steps": 101}
 SMOKE = {"nfes": [2], "total_kimg": 0.032, "sfdv_kimg": 0.032, "eval_samples": 64, "ref_steps": 6,
          "teacher_iters": 20, "batch": 16}
 # (label, overrides) of the 2-D factor ablations, all at NFE 2
@@ -100,7 +101,7 @@ def run_toy(args, device) -> dict:
     cfg = apply_overrides(Config(), load_config_file(HERE / TOY["config"]))
     cfg = dataclasses.replace(cfg, seed=args.seed, eval_samples=TOY["eval_samples"], ref_steps=TOY["ref_steps"],
                               total_kimg=TOY["total_kimg"], teacher_iters=TOY["teacher_iters"],
-                              batch=TOY.get("batch", cfg.batch))
+                              teacher_batch=TOY.get("teacher_batch", cfg.teacher_batch), batch=TOY.get("batch", cfg.batch))
     out = args.out / "reproduce-toy2d"
     run = RunDir.create(out, "teacher")
     run.write_config(cfg, "sfd")

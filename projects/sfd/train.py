@@ -56,6 +56,7 @@ def train_teacher(cfg: Config, run: RunDir, device: torch.device, quiet: bool) -
     start = 0
     if (run.checkpoints / "teacher_last.safetensors").is_file():
         start = run.load_checkpoint("teacher_last", {"net": net, "ema": ema}, optimizers={"opt": opt})["iter"]
+        run.rewind_metrics(start - 1, key="step")
         run.log(f"resumed teacher training at iteration {start}", quiet=quiet)
     for it in progress(range(start, cfg.teacher_iters), total=cfg.teacher_iters, initial=start,
                        desc="teacher", quiet=quiet):
@@ -95,6 +96,7 @@ def distill(cfg: Config, teacher: torch.nn.Module, run: RunDir, device: torch.de
     total, start = cfg.distill_iters, 0
     if (run.checkpoints / "last.safetensors").is_file():
         start = run.load_checkpoint("last", {"student": student}, optimizers={"opt": opt})["iter"]
+        run.rewind_metrics(start - 1, key="iteration")  # teacher rows have no "iteration": they are kept
         run.log(f"resumed distillation at iteration {start}", quiet=quiet)
     shape = data_shape(cfg.dataset)
     for it in progress(range(start, total), total=total, initial=start, desc="SFD", quiet=quiet):
@@ -108,7 +110,7 @@ def distill(cfg: Config, teacher: torch.nn.Module, run: RunDir, device: torch.de
                                   afs=cfg.teacher_afs, **solver_kwargs)
         losses = sfd_iteration(student, opt, traj, cfg.schedule.student(num_steps), afs=cfg.afs, metric=cfg.loss,
                                global_view=cfg.global_view, perceptual=perceptual)
-        run.log_metrics(phase="sfd", step=it, loss=sum(losses), step_losses=losses, num_steps=num_steps,
+        run.log_metrics(phase="sfd", iteration=it, loss=sum(losses), step_losses=losses, num_steps=num_steps,
                         lr=opt.param_groups[0]["lr"])
         if (it + 1) % cfg.ckpt_every == 0 and it + 1 < total:
             run.save_checkpoint("last", {"student": student}, optimizers={"opt": opt}, state={"iter": it + 1})

@@ -105,3 +105,10 @@ def test_diffusers_ddpm_teacher_vp_to_ve(tmp_path):
 def test_diffusers_teacher_missing_folder_names_the_weights(tmp_path):
     with pytest.raises(FileNotFoundError, match="UNet2DModel"):
         DiffusersVPDenoiser.from_pretrained(tmp_path / "nothing")
+
+
+def test_lpips_needs_local_weights(tmp_path):
+    from sfd.lpips import LPIPS
+
+    with pytest.raises(FileNotFoundError, match="vgg16-397923af.pth"):
+        LPIPS.from_files(tmp_path)

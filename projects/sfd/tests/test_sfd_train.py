@@ -41,7 +41,7 @@ def test_smoke_train_writes_a_complete_run_and_reloads(toy_run):
     assert methods[-1] == "SFD" and "Euler + AFS" in methods and "DPM-Solver++(3M) + AFS" in methods
     assert all(r["swd_data"] >= 0 for r in rows)
     sfd_rows = [r for r in run.read_metrics() if r.get("phase") == "sfd"]
-    assert len(sfd_rows) == cfg.distill_iters and all(len(r["step_losses"]) == 2 for r in sfd_rows)
+    assert [r["iteration"] for r in sfd_rows] == list(range(cfg.distill_iters)) and all(len(r["step_losses"]) == 2 for r in sfd_rows)
 
 
 def test_eval_samples_at_other_nfes_and_draws_a_figure(toy_run):
@@ -66,6 +66,8 @@ def test_resume_reaches_the_same_student(toy_run, tmp_path):
     load_modules(cut / "checkpoints/student.safetensors", {"student": b})
     for p, q in zip(a.parameters(), b.parameters()):
         assert torch.allclose(p, q, atol=1e-6)
+    rows = [r["iteration"] for r in RunDir.open(cut).read_metrics() if r.get("phase") == "sfd"]
+    assert rows == sorted(set(rows))  # no iteration logged twice
 
 
 def test_digits_sfdv_smoke_reusing_a_teacher(toy_run, tmp_path):
@@ -82,7 +84,7 @@ def test_digits_sfdv_smoke_reusing_a_teacher(toy_run, tmp_path):
 def test_bad_inputs(tmp_path, toy_run):
     with pytest.raises(SystemExit):  # unknown config key: argparse error naming the valid keys
         sfd_train.main([*FAST, "--out", str(tmp_path), "num_step=4"])
-    with pytest.raises(FileNotFoundError, match="not a run folder"):
+    with pytest.raises(FileNotFoundError, match="neither a run folder"):
         sfd_train.main([*FAST, "--out", str(tmp_path), f"teacher_path={tmp_path / 'missing'}"])
     with pytest.raises(FileNotFoundError, match="UNet2DModel"):
         sfd_train.main([*FAST, "--out", str(tmp_path), "dataset=cifar10", f"teacher_path={tmp_path}"])
@@ -98,7 +100,7 @@ def test_bad_inputs(tmp_path, toy_run):
     shutil.copytree(path, broken)
     target = broken / "checkpoints/student.safetensors"
     target.write_bytes(b"not a safetensors file")
-    with pytest.raises(ValueError, match="student|safetensors|corrupt"):
+    with pytest.raises(ValueError, match="corrupt or not a safetensors file"):
         sfd_eval.main(["--run", str(broken), "--device", "cpu"])
     assert target.read_bytes() == b"not a safetensors file"
 
@@ -108,3 +110,10 @@ def test_cifar10_root_layout_error(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="cifar-10-batches-py"):
         Cifar10Root(tmp_path)
+
+
+def test_second_stage_smoke_distils_one_nfe_from_an_sfd_run(toy_run, tmp_path):
+    path, _ = toy_run
+    result = sfd_train.main(["--config", str(ROOT / "configs/second_stage.yaml"), *FAST, "--out", str(tmp_path),
+                             f"teacher_path={path}", "dataset=toy2d", "thresholding=false", "sigma_data=1.0"])
+    assert result["rows"][-1]["method"] == "SFD" and result["rows"][-1]["nfe"] == 1
