@@ -68,7 +68,7 @@ def main(argv=None) -> dict:
     rows = [[name] + [mean(name, s, f"{k}_auc") for s in SPLITS for k in ("frame", "video")] for name in VARIANTS]
     wfs_name = list(VARIANTS)[-1]
     rows.append(["blending expert alone (SBI-trained CNN)"]
-                + [v for s in SPLITS for v in (mean(wfs_name, s, "expert_frame_auc"), float("nan"))])
+                + [v for s in SPLITS for v in (mean(wfs_name, s, "expert_frame_auc"), None)])
     mans = sorted(k[len("frame_auc_"):] for k in raw[wfs_name][0]["unseen_manip"] if k.startswith("frame_auc_"))
     fam = sorted(k[len("frame_auc_"):] for k in raw[wfs_name][0]["unseen_family"] if k.startswith("frame_auc_"))
     per_man = {"columns": ["variant"] + [f"unseen_manip {m}" for m in mans] + [f"unseen_family {m}" for m in fam],
@@ -99,8 +99,8 @@ def main(argv=None) -> dict:
         "wall_time_s": round(wall, 1),
         "cpu_time_s": round(cpu, 1),
         "jobs": args.jobs,
-        "command": "uv run reproduce.py" + (" --seeds " + " ".join(map(str, args.seeds)) if args.seeds != [0] else "")
-                   + (" " + " ".join(args.overrides) if args.overrides else ""),
+        "command": " ".join(["uv run reproduce.py"] + ([f"--jobs {args.jobs}"] if args.jobs > 1 else [])
+                            + (["--seeds", *map(str, args.seeds)] if args.seeds != [0] else []) + args.overrides),
         "raw": raw,
         "runs": runs,
     }
