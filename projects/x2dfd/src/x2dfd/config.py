@@ -19,7 +19,8 @@ class DataConfig:
     # FF++ analogue: identity swap (DeepFakes/FaceSwap) and expression warp (Face2Face/NeuralTextures), half real
     train_manipulations: tuple[str, ...] = ("real", "id", "real", "expr_mouth")
     # held-out manipulation types (blending-based and local edits) on held-out identities of the same family
-    unseen_manipulations: tuple[str, ...] = ("real", "sbi", "real", "phys_eyes", "real", "phy_nose", "real", "phy_mouth")
+    unseen_manipulations: tuple[str, ...] = ("real", "sbi", "real", "phys_eyes", "real", "phy_nose", "real",
+                                             "phy_mouth")
     # a held-out face family (another generator style) with every manipulation
     unseen_family: str = "shaded"
     # real data (DeepfakeBench layout): train dataset and cross-dataset test sets

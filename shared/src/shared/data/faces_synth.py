@@ -164,7 +164,8 @@ def _face_landmarks(p: dict[str, np.ndarray], e: dict[str, np.ndarray]) -> np.nd
         pts[:, k : k + 5] = np.stack([c + bw * s, by - bt * np.sqrt(1 - s**2)], -1)
     ntop, ny, nw = ey + 0.04, col(p["nose_y"]), col(p["nose_w"])
     pts[:, 27:31] = np.stack([np.zeros((n, 4)), ntop + (ny - ntop) * np.linspace(0, 1, 4)[None]], -1)
-    pts[:, 31:36] = np.stack([nw * np.array([-1, -0.5, 0, 0.5, 1])[None], ny + 0.04 * np.array([0, 0.6, 1, 0.6, 0])[None]], -1)
+    base_u, base_v = np.array([-1, -0.5, 0, 0.5, 1])[None], np.array([0, 0.6, 1, 0.6, 0])[None]
+    pts[:, 31:36] = np.stack([nw * base_u, ny + 0.04 * base_v], -1)
     t_eye = np.array([np.pi, 2 * np.pi / 3, np.pi / 3, 0, -np.pi / 3, -2 * np.pi / 3])[None]
     for k, c in ((36, -ex), (42, ex)):  # eyes: corner, upper lid, corner, lower lid
         pts[:, k : k + 6] = np.stack([c + ew * np.cos(t_eye), ey - eh * np.sin(t_eye)], -1)
@@ -211,13 +212,15 @@ def _render(p: dict[str, np.ndarray], e: dict[str, np.ndarray], pose: dict[str, 
     eye_r = ((u - P["eye_x"]) / ew) ** 2 + ((v - P["eye_y"]) / eh) ** 2 <= 1
     eyes = eye_l | eye_r
     ir = 0.55 * eh
-    iris = ((np.minimum(np.abs(u + P["eye_x"]), np.abs(u - P["eye_x"])) ** 2 + (v - P["eye_y"]) ** 2) <= ir**2) & eyes
-    pupil = ((np.minimum(np.abs(u + P["eye_x"]), np.abs(u - P["eye_x"])) ** 2 + (v - P["eye_y"]) ** 2) <= (0.45 * ir) ** 2) & eyes
+    d_eye = np.minimum(np.abs(u + P["eye_x"]), np.abs(u - P["eye_x"])) ** 2 + (v - P["eye_y"]) ** 2
+    iris = (d_eye <= ir**2) & eyes
+    pupil = (d_eye <= (0.45 * ir) ** 2) & eyes
     by = P["eye_y"] - P["brow_gap"] - E["brow_raise"]
     brows = (((np.abs(u) - P["eye_x"]) / P["brow_w"]) ** 2 + ((v - by) / P["brow_t"]) ** 2 <= 1)
     ntop, ny, nw = P["eye_y"] + 0.04, P["nose_y"], P["nose_w"]
     frac = np.clip((v - ntop) / (ny - ntop), 0, None)
-    nose = ((v >= ntop) & (v <= ny) & (np.abs(u) <= nw * frac)) | ((u / nw) ** 2 + ((v - ny) / 0.04) ** 2 <= 1) & (v >= ny)
+    bridge = (v >= ntop) & (v <= ny) & (np.abs(u) <= nw * frac)
+    nose = bridge | (((u / nw) ** 2 + ((v - ny) / 0.04) ** 2 <= 1) & (v >= ny))
     nostril = ((np.abs(u) - 0.5 * nw) / (0.3 * nw)) ** 2 + ((v - ny - 0.012) / 0.018) ** 2 <= 1
     mw, lh, op = P["mouth_w"], P["lip_h"], E["mouth_open"]
     dv = v - (P["mouth_y"] - 0.06 * E["smile"] * (u / mw) ** 2)
