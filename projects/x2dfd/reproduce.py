@@ -99,7 +99,8 @@ def main(argv=None) -> dict:
         "wall_time_s": round(wall, 1),
         "cpu_time_s": round(cpu, 1),
         "jobs": args.jobs,
-        "command": " ".join(["uv run reproduce.py"] + ([f"--jobs {args.jobs}"] if args.jobs > 1 else [])
+        "command": " ".join(["uv run reproduce.py"] + (["--smoke"] if args.smoke else [])
+                            + ([f"--jobs {args.jobs}"] if args.jobs > 1 else [])
                             + (["--seeds", *map(str, args.seeds)] if args.seeds != [0] else []) + args.overrides),
         "raw": raw,
         "runs": runs,
@@ -107,7 +108,7 @@ def main(argv=None) -> dict:
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(out, indent=1) + "\n")
     for r in rows:
-        print(r[0].ljust(42), " ".join(f"{v:.3f}" for v in r[1:]))
+        print(r[0].ljust(42), " ".join("  -  " if v is None else f"{v:.3f}" for v in r[1:]))
     print(f"wrote {args.results} in {wall:.0f} s wall ({cpu:.0f} s CPU in the training processes)")
     return out
 
