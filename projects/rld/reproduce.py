@@ -169,7 +169,7 @@ def experiment(name: str, seeds, teachers, device, quiet: bool) -> tuple[dict, d
         tables["copies_mistake"] = {
             "columns": ["method"] + [f"r = {r}" for r in RATES[1:]],
             "rows": [[label] + [mean_std([x["copies_mistake"] for x in per_rate[str(r)]]) for r in RATES[1:]]
-                     for label, per_rate in runs.items()]}
+                     for label, per_rate in runs.items() if label != "CE"]}  # CE runs are reused from r = 0
     elif name == "weak_teacher":
         sweep(name, core, (0.0,), seeds, teachers, device, raw, quiet,
               common={"teacher_fraction": 0.15, "student_fraction": 0.85})
