@@ -125,8 +125,11 @@ def main(argv: list[str] | None = None) -> dict:
         },
         "seeds": [args.seed],
         "versions": package_versions("hwverify", "transformers", "peft", "torchvision", "opencv-python"),
-        "wall_time_s": time.time() - start,
-        "command": "uv run reproduce.py" + (" --smoke" if args.smoke else ""),
+        # With --reuse the two training runs were made by train.py beforehand: count their time too.
+        "wall_time_s": time.time() - start + (resnet["train_s"] + vlm["train_s"] if args.reuse else 0.0),
+        "command": ("uv run reproduce.py" + (" --smoke" if args.smoke else "")) if args.reuse is None else
+                   "uv run train.py --model resnet --device cpu; uv run train.py --model vlm --device cpu; "
+                   "uv run reproduce.py --reuse runs/<resnet run> runs/<vlm run>",
         "config": "configs/cpu.yaml" + (" + --smoke" if args.smoke else ""),
         "resnet": {k: ev_resnet[k] for k in ("test", "n_pairs")} | {"best_epoch": resnet["best_epoch"]},
         "vlm": {k: ev_vlm[k] for k in ("test", "n_pairs", "decisions", "examples")},

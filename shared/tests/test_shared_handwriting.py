@@ -21,12 +21,14 @@ def test_schema_and_determinism():
 
 def test_images_look_like_scans_of_a_word():
     hw = handwriting_and(6, 2, size=64, seed=0)
-    ink = hw.images < 0.5
-    frac = ink.reshape(len(hw), -1).mean(1)
+    flat = hw.images.reshape(len(hw), -1)
+    ink = flat < 0.75
+    frac = ink.mean(1)
     assert np.all((frac > 0.05) & (frac < 0.6))  # dark ink on white paper, neither empty nor filled
+    assert np.all(flat.min(1) < 0.6)  # even a thin, blurred pen leaves dark strokes
     assert np.median(hw.images) > 0.8
-    cols = ink.any(axis=1).mean(1)  # the crop is squashed to the ink: ink spans most of the width
-    assert np.all(cols > 0.8)
+    cols = (hw.images < 0.9).any(axis=1).mean(1)  # the crop is squashed to the ink: ink spans the width
+    assert np.all(cols > 0.75)
 
 
 def test_within_writer_variation_is_smaller_than_between_writers():

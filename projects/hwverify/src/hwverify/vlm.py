@@ -79,7 +79,12 @@ def tiny_paligemma(processor: PaliGemmaProcessor, cfg: VLMConfig) -> PaliGemmaFo
                                 eos_token_id=tok.eos_token_id),
         image_token_index=tok.convert_tokens_to_ids("<image>"), vocab_size=len(tok), projection_dim=h,
         hidden_size=h)
-    return PaliGemmaForConditionalGeneration(config)
+    model = PaliGemmaForConditionalGeneration(config)
+    # The output layer is tied to the (frozen) token embeddings. At the default init (std 0.02) a logit is at
+    # most |RMSNorm(h)| * |e| ~ sqrt(h) * 0.02 sqrt(h) ~ 1, so no answer could ever become likely; a pretrained
+    # model has large embeddings. Give the random ones std 0.25 (logits up to ~0.25 h).
+    torch.nn.init.normal_(model.get_input_embeddings().weight, std=0.25)
+    return model
 
 
 def load_base(cfg: VLMConfig) -> tuple[PaliGemmaForConditionalGeneration, PaliGemmaProcessor]:
@@ -90,7 +95,7 @@ def load_base(cfg: VLMConfig) -> tuple[PaliGemmaForConditionalGeneration, PaliGe
     try:
         processor = PaliGemmaProcessor.from_pretrained(cfg.pretrained, local_files_only=True)
         model = PaliGemmaForConditionalGeneration.from_pretrained(cfg.pretrained, local_files_only=True)
-    except OSError as err:
+    except (OSError, ValueError) as err:  # ValueError: huggingface_hub rejects a path that is not a repo id
         raise FileNotFoundError(
             f"PaliGemma weights '{cfg.pretrained}' are not available offline. Download google/paligemma-3b-pt-224 "
             "(gated: accept its licence on the Hugging Face Hub) with `huggingface-cli download "
