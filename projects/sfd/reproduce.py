@@ -24,6 +24,7 @@ import torch
 from shared.runs import RunDir, apply_overrides, load_config_file, package_versions, seed_everything, select_device
 from sfd.config import Config
 from sfd.pipeline import baseline_rows, format_table, load_teacher, make_eval_set, metric_names, reference_row, student_row
+from eval import figure
 from train import distill, train_teacher
 
 HERE = Path(__file__).resolve().parent
@@ -90,6 +91,8 @@ def run_digits(args, device) -> dict:
         model, times[f"SFD NFE {nfe}"] = student(cfg_n, teacher, out, f"sfd-nfe{nfe}", device, args.quiet)
         rows.append({**student_row(cfg_n, model, ev, nfe, "SFD"), "distill_s": times[f"SFD NFE {nfe}"]})
         rows.append(student_row(cfg_v, sfdv, ev, nfe, "SFD-v (one model)"))
+        if nfe == 2:
+            figure(cfg_n, teacher, model, ev, 2, args.results / "digits_samples_nfe2.png")
     print(format_table(cfg, rows))
     return {"tables": {"main": table(cfg, rows, ("distill_s",))}, "rows": rows, "distill_seconds": times,
             "digits_classifier_accuracy": ev.classifier_acc, "config": dataclasses.asdict(cfg),
@@ -116,6 +119,8 @@ def run_toy(args, device) -> dict:
         cfg_n = dataclasses.replace(cfg, num_steps=nfe + 2)
         model, times[f"SFD NFE {nfe}"] = student(cfg_n, teacher, out, f"sfd-nfe{nfe}", device, args.quiet)
         rows.append({**student_row(cfg_n, model, ev, nfe, "SFD"), "distill_s": times[f"SFD NFE {nfe}"]})
+        if nfe == 2:
+            figure(cfg_n, teacher, model, ev, 2, args.results / "toy2d_samples_nfe2.png")
     ablation_rows = []
     for label, overrides in ABLATIONS[: TOY.get("n_ablations", len(ABLATIONS))]:
         cfg_a = dataclasses.replace(cfg, **overrides)

@@ -36,7 +36,7 @@ from sfd.networks import student_from_teacher
 from sfd.pipeline import (baseline_rows, format_table, load_teacher, make_eval_set, reference_row, student_row)
 
 CPU_CONFIG = Path(__file__).resolve().parent / "configs" / "cpu.yaml"  # used when --config is not given
-SMOKE = {"teacher_iters": 20, "teacher_batch": 64, "width": 32, "batch": 16, "total_kimg": 0.064,
+SMOKE = {"teacher_path": None, "teacher_iters": 20, "teacher_batch": 64, "width": 32, "batch": 16, "total_kimg": 0.064,
          "eval_samples": 128, "ref_steps": 6, "ckpt_every": 2, "classifier_steps": 30}
 
 

@@ -16,6 +16,8 @@ from sfd.evaluation import DigitsClassifier, digits_scores, toy_scores, train_di
 from sfd.networks import DiffusersVPDenoiser
 from sfd.solvers import polynomial_schedule, sample
 
+PROJECT = Path(__file__).resolve().parents[2]  # projects/sfd
+
 
 def load_teacher(cfg: Config, device: torch.device) -> torch.nn.Module:
     """The frozen teacher named by ``cfg.teacher_path``: a diffusers DDPM folder (cifar10), a run folder of this
@@ -23,7 +25,9 @@ def load_teacher(cfg: Config, device: torch.device) -> torch.nn.Module:
     if cfg.dataset == "cifar10":
         teacher = DiffusersVPDenoiser.from_pretrained(cfg.teacher_path)
     else:
-        path = Path(cfg.teacher_path)
+        path = Path(cfg.teacher_path).expanduser()
+        if not path.is_absolute() and not path.exists() and (PROJECT / path).exists():
+            path = PROJECT / path  # e.g. the committed results/digits_teacher/teacher.safetensors
         source = RunDir.open(path).read_config(Config) if path.is_dir() else cfg  # the architecture it was built with
         teacher = build_denoiser(source, step_condition=cfg.second_stage and source.step_condition)
         if path.is_dir():
