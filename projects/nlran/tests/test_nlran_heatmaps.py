@@ -33,6 +33,9 @@ def test_pointing_game_hand_cases():
     assert pointing_game(heat, mask) == 1.0
     heat[0, 0, 0] = 2.0
     assert pointing_game(heat, mask) == 0.0
+    assert pointing_game(np.ones(mask.shape), mask) == pytest.approx(4 / 64)  # constant map: chance
+    heat[1, 1, 1] = 2.0  # two tied maxima, one inside
+    assert pointing_game(heat, mask) == 0.5
 
 
 def test_voxel_auc_hand_cases():

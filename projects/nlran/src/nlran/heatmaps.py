@@ -7,7 +7,8 @@
 * :func:`pointing_game`, :func:`voxel_auc`, :func:`topk_iou` -- localisation scores against the phantom's
   lesion mask, which the paper (real CT without lesion masks) could only judge by eye:
 
-  - pointing game: the heat map's arg-max voxel lies inside the lesion mask (1) or not (0);
+  - pointing game: the heat map's arg-max voxel lies inside the lesion mask (1) or not (0); ties count
+    as the fraction of tied voxels inside the mask (a constant map scores chance);
   - voxel AUC: ROC-AUC of the heat values as a lesion/non-lesion voxel classifier over the whole volume;
   - top-k IoU: IoU between the lesion mask and the ``k`` hottest voxels, ``k`` = the lesion's voxel count.
 """
@@ -73,9 +74,13 @@ def _check(heat: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pointing_game(heat: np.ndarray, mask: np.ndarray) -> float:
-    """1.0 when the arg-max voxel of ``heat`` lies inside ``mask`` (ties: any maximal voxel), else 0.0."""
+    """1.0 when the arg-max voxel of ``heat`` lies inside ``mask``, else 0.0.
+
+    Ties are broken at random in expectation: the score is the fraction of maximal voxels inside the
+    mask, so a constant map scores the lesion's volume fraction (chance), not a hit.
+    """
     heat, mask = _check(heat, mask)
-    return float(mask[heat == heat.max()].any())
+    return float(mask[heat == heat.max()].mean())
 
 
 def voxel_auc(heat: np.ndarray, mask: np.ndarray) -> float:
