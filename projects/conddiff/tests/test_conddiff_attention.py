@@ -14,10 +14,11 @@ def test_processors_leave_outputs_unchanged_without_an_edit():
     with torch.no_grad():
         ref = pipe.eps(x, 500, emb)
         previous = attn_lib.install(pipe.unet, attn_lib.AttentionStore())
+        n_layers = len(previous)
         got = pipe.eps(x, 500, emb)
         pipe.unet.set_attn_processor(previous)
     assert torch.allclose(ref, got, atol=1e-6)
-    assert len(previous) >= 4  # self- and cross-attention layers at two levels
+    assert n_layers >= 4  # self- and cross-attention layers at two levels
 
 
 def test_p2p_word_swap_edits_only_the_target_branch_and_only_early_steps():

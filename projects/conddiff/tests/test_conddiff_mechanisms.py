@@ -215,3 +215,11 @@ def test_cfg_scale_one_equals_conditional_and_composable_one_concept_equals_cfg(
     cfg = sample(pipe, [PROMPT], blending=ClassifierFreeGuidance(3.0), **kw)
     comp = sample(pipe, [PROMPT], blending=ComposableDiffusion([PROMPT], [3.0]), **kw)
     assert torch.allclose(cfg, comp, atol=1e-5) and not torch.allclose(cfg, plain, atol=1e-4)
+
+
+def test_x0_clipping_keeps_pixel_samples_in_range_and_can_be_disabled():
+    pipe = ConstantEpsPipe(torch.full((1, 3, 16, 16), 3.0))  # a wildly wrong ε: x̂_0 leaves [-1, 1]
+    x_T = torch.randn(1, 3, 16, 16)
+    clipped = sample(pipe, [PROMPT], steps=4, x_T=x_T)
+    raw = sample(pipe, [PROMPT], steps=4, x_T=x_T, clip_x0=False)
+    assert clipped.abs().max() <= 1 + 1e-6 and raw.abs().max() > 1.5

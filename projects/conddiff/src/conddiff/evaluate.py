@@ -89,7 +89,7 @@ def inversion_reconstruction(pipe, n: int, seed: int, steps: int, sdedit_strengt
     src = to_tensor(batch.images).to(pipe.device)
     out, images = {}, {"source": src}
     inv = DDIMInversion(src, prompts)
-    x = sample(pipe, prompts, steps=steps, inversion=inv)
+    x = sample(pipe, prompts, steps=steps, inversion=inv, clip_x0=False)  # clipping would break the inverse
     out["DDIM inversion"] = {"psnr": _mean_metric(psnr, pipe.decode(x), src),
                              "ssim": _mean_metric(ssim, pipe.decode(x), src)}
     images["DDIM inversion"] = pipe.decode(x)
@@ -191,7 +191,7 @@ def p2p_editing(pipe, judge, n: int, seed: int, steps: int, cfg_scale: float = 3
     }.items():
         inv = DDIMInversion(src2, [p for p in pairs[0::2] for _ in (0, 1)])
         x = pipe.decode(sample(pipe, pairs, steps=steps, inversion=inv, attention=controller,
-                               blending=ClassifierFreeGuidance(cfg_scale)))
+                               blending=ClassifierFreeGuidance(cfg_scale), clip_x0=False))
         edited = x[1::2]
         judged = judge_images(judge, edited, tgt_prompts)
         out[name] = {"target_colour_acc": judged["colour"],

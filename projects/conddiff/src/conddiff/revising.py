@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from conddiff.diffusion import ddim_step, predict_x0
+from conddiff.diffusion import ddim_step
 
 
 @dataclass
@@ -65,5 +65,5 @@ class DDNM:
     def reverse_step(self, ctx, eps: torch.Tensor) -> torch.Tensor:
         if ctx.pipe.vae is not None:
             raise ValueError("DDNM needs a pixel-space model (A acts on pixels); this pipeline denoises latents")
-        x0 = range_null_projection(predict_x0(ctx.x, eps, ctx.abar_t), self.y.to(ctx.x), self.op)
+        x0 = range_null_projection(ctx.predict_x0(eps), self.y.to(ctx.x), self.op)
         return ddim_step(x0, eps, ctx.abar_prev, ctx.sigma, ctx.noise)

@@ -46,6 +46,7 @@ class StepContext:
     x0: torch.Tensor | None = None  # x̂_0(x_t, ε̃)
     noise: torch.Tensor | None = None  # the z of this step's stochastic term
     process: object = None
+    clip_x0: bool = True  # clip x̂_0 to [-1, 1] in the reverse step (pixel-space DDPM / DDIM practice)
     extras: dict = field(default_factory=dict)
 
     @property
@@ -71,11 +72,16 @@ class StepContext:
     def randn(self, like: torch.Tensor) -> torch.Tensor:
         return torch.randn(like.shape, generator=self.generator, device="cpu").to(like)
 
+    def predict_x0(self, eps: torch.Tensor) -> torch.Tensor:
+        """x̂_0(x_t, ε), clipped to the data range [-1, 1] when ``clip_x0`` (diffusers' ``clip_sample``)."""
+        x0 = predict_x0(self.x, eps, self.abar_t)
+        return x0.clamp(-1, 1) if self.clip_x0 else x0
+
     def reverse_step(self, eps: torch.Tensor) -> torch.Tensor:
         """The (possibly revised) reverse step with a given ε (guidance re-runs it with a corrected ε)."""
         if self.process is not None:
             return self.process.reverse_step(self, eps)
-        return ddim_step(predict_x0(self.x, eps, self.abar_t), eps, self.abar_prev, self.sigma, self.noise)
+        return ddim_step(self.predict_x0(eps), eps, self.abar_prev, self.sigma, self.noise)
 
 
 def ddim_grid(num_train_timesteps: int, steps: int) -> list[int]:
@@ -93,7 +99,7 @@ def plain_path(first_index: int) -> list[tuple[int, int]]:
 def sample(pipe: Pipeline, prompts: list[str], *, steps: int = 25, eta: float = 0.0, inversion=None,
            attention=None, blending=None, process=None, guidance=(), correction=(),
            generator: torch.Generator | None = None, x_T: torch.Tensor | None = None,
-           negative_prompts: list[str] | None = None, return_trajectory: bool = False):
+           negative_prompts: list[str] | None = None, return_trajectory: bool = False, clip_x0: bool | None = None):
     """Run the composable sampler; returns the final states x_0 (B, C, H, W) (decode with ``pipe.decode``).
 
     Args:
@@ -102,6 +108,8 @@ def sample(pipe: Pipeline, prompts: list[str], *, steps: int = 25, eta: float = 
         inversion, attention, blending, process, guidance, correction: the six slots (see the module doc).
         x_T: the starting noise (default: drawn from ``generator``).
         negative_prompts: the "∅" prompts for the unconditional branch (default the null caption "").
+        clip_x0: clip x̂_0 to [-1, 1] inside the reverse step (default: on for pixel-space models, off for latent
+            ones, as diffusers' ``clip_sample``); guidance losses see the unclipped x̂_0.
     """
     device = pipe.device
     correction = list(correction) if isinstance(correction, (list, tuple)) else [correction]
@@ -110,7 +118,8 @@ def sample(pipe: Pipeline, prompts: list[str], *, steps: int = 25, eta: float = 
     cond = pipe.encode_prompts(list(prompts))
     uncond = pipe.encode_prompts(negative_prompts or [""] * b)
     grid = ddim_grid(pipe.scheduler.config.num_train_timesteps, steps)
-    ctx = StepContext(pipe, cond, uncond, grid, eta, generator, process=process)
+    ctx = StepContext(pipe, cond, uncond, grid, eta, generator, process=process,
+                      clip_x0=pipe.vae is None if clip_x0 is None else clip_x0)
     # 1. inversion: where the trajectory starts
     first = len(grid) - 1
     if inversion is not None:
