@@ -153,8 +153,15 @@ def test_sliced_wasserstein_shift_and_1d():
     # 1-D: W1 between {0,1} and {0,3} = (0 + 2)/2 = 1 (W2 = sqrt(2))
     assert M.sliced_wasserstein([[0.0], [1.0]], [[0.0], [3.0]], p=1) == pytest.approx(1.0)
     assert M.sliced_wasserstein([[0.0], [1.0]], [[0.0], [3.0]], p=2) == pytest.approx(np.sqrt(2))
-    # unequal sizes: {0} vs {0, 0} -> 0
+    # unequal sizes: {0} vs {0, 0} -> 0; {0, 1} vs {0, 0, 1, 1} -> 0; {0} vs {0, 2}: W1 = 1 (half the mass moves 2)
     assert M.sliced_wasserstein([[0.0]], [[0.0], [0.0]]) == 0.0
+    assert M.sliced_wasserstein([[0.0], [1.0]], [[0.0], [0.0], [1.0], [1.0]]) == 0.0
+    assert M.sliced_wasserstein([[0.0]], [[0.0], [2.0]], p=1) == pytest.approx(1.0)
+    # and in 1-D it equals scipy's exact W1 on random sets of different sizes
+    from scipy.stats import wasserstein_distance
+
+    a, b = rng.standard_normal((37, 1)), rng.standard_normal((101, 1)) + 0.5
+    assert M.sliced_wasserstein(a, b, p=1) == pytest.approx(wasserstein_distance(a[:, 0], b[:, 0]))
 
 
 def test_mmd_by_hand_and_sign():
