@@ -55,7 +55,8 @@ def train_one_epoch(model, loader, optimizer, device, *, quiet: bool, desc: str)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = build_parser(Config, __doc__.split("\n\n")[0])
+    parser = build_parser(Config, __doc__.split("\n\n")[0] + " Without --config, configs/cpu.yaml is applied "
+                          "on top of the defaults listed below (the paper's recipe).")
     parser.set_defaults(config=DEFAULT_CONFIG)
     cfg, args = parse_args(Config, argv, parser=parser, smoke=SMOKE)
 
