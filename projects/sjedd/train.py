@@ -126,19 +126,16 @@ def main(argv: list[str] | None = None) -> Path:
 
     # ---- training ------------------------------------------------------------------------------------------------
     t0 = time.time()
-    val_stream = iter(())
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
+        val_stream = batches(train, cfg.batch_size, val_gen)  # a fresh permutation each epoch (resumable)
         bar = progress(list(batches(train, cfg.batch_size, gen)), desc=f"epoch {epoch + 1}/{cfg.epochs}",
                        quiet=args.quiet)
         for index in bar:
             batch = make_batch(index)
-            if autol is not None:  # upper level: one meta step on lambda (Sec. III-E)
-                val_index = next(val_stream, None)
-                if val_index is None:
-                    val_stream = batches(train, cfg.batch_size, val_gen)
-                    val_index = next(val_stream)
-                autol.step(batch, make_batch(val_index), alpha=optim.param_groups[0]["lr"], model_optim=optim)
+            if autol is not None and step % cfg.meta_every == 0:  # upper level: a meta step on lambda (Sec. III-E)
+                autol.step(batch, make_batch(next(val_stream)), alpha=optim.param_groups[0]["lr"], model_optim=optim)
+            if autol is not None:
                 weights = autol.meta_weights.detach().to(device)
             else:
                 weights = fixed

@@ -25,6 +25,7 @@ class Config:
     fixed_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # method=fixed: L1 + L2 + L3 (unweighted)
     autol_init: float = 1.0  # Auto-lambda init and Adam lr (official README values)
     autol_lr: float = 1e-3
+    meta_every: int = 1  # one lambda update every this many steps (paper: every step); a CPU-budget lever
     aug: bool = True  # the official augmentation set with p = aug_prob
     aug_prob: float = 0.3
 
