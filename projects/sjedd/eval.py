@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +17,7 @@ from sjedd.config import Config
 from sjedd.evaluate import evaluate_splits, headline, predict
 from sjedd.figures import explanation_grid
 from sjedd.labels import NODE_NAMES
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train import build_model, load_data  # noqa: E402
+from sjedd.training import build_model, load_data
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -6,17 +6,14 @@ Prints figures; asserts nothing.
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import train  # noqa: E402
-from sjedd.autolambda import AutoLambda  # noqa: E402
-from sjedd.config import Config  # noqa: E402
-from sjedd.graph import marginals  # noqa: E402
+from sjedd import training as train
+from sjedd.autolambda import AutoLambda
+from sjedd.config import Config
+from sjedd.graph import marginals
 
 
 def timed(fn, repeats: int) -> float:

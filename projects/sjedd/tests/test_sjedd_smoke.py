@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from shared.runs import RunDir, load_modules
+from sjedd.config import Config
+from sjedd.training import build_model
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +45,7 @@ def test_train_eval_reload_and_lambda_moves(tmp_path):
     header = (run_path / "predictions.csv").read_text().splitlines()[0]
     assert header.startswith("split,index,class,video,fake,expression")
 
-    model = train.build_model(run.read_config(train.Config))
+    model = build_model(run.read_config(Config))
     load_modules(run_path / "checkpoints/last.safetensors", {"model": model})
 
 
