@@ -58,8 +58,8 @@ class Cifar10Root(DatasetRoot):
         for name in names:
             path = self.root / "cifar-10-batches-py" / name
             try:
-                with open(path, "rb") as fh:
-                    batch = pickle.load(fh, encoding="bytes")
+                with open(path, "rb") as fh:  # CIFAR-10's official "python version" is pickled (torchvision
+                    batch = pickle.load(fh, encoding="bytes")  # reads it the same way); only the user's own root
                 out.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
             except (OSError, KeyError, pickle.UnpicklingError, ValueError) as err:
                 raise self.missing_file(path.relative_to(self.root)) from err
