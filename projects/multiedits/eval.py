@@ -1,0 +1,149 @@
+"""Multi-aspect editing benchmark: ParallelEdits vs sequential single-aspect editing vs one-pass P2P.
+
+    uv run eval.py                        # offline shapes-world benchmark on the committed base model (~10 min)
+    uv run eval.py --run runs/<run>       # ... with the base model a train.py run made available; writes there
+    uv run eval.py --data-root /data/PIE-Bench dataset=pie_bench pipeline=/models/lcm limit=20
+    uv run eval.py --data-root /data/PIE_Bench_pp dataset=pie_bench_pp pipeline=/models/lcm clip=/models/clip
+
+Offline (``dataset=shapes``): ``n_per_count`` records for each number of edited aspects (1-4) of single-object
+scenes; per-aspect accuracy and kept attributes judged on the edited image against the known target scene,
+PIE-Bench unedited-region PSNR / SSIM / MSE, structure distance (judge features), UNet calls and seconds per edit.
+Real data (PIE-Bench / PIE-Bench++, any diffusers Stable-Diffusion-style ``pipeline`` folder): the unedited-
+region metrics on the record's mask, CLIP similarity whole / edited part with a local CLIP (``clip=``), cost.
+Writes ``eval.json`` and ``grid.png`` (source, each method, target) to the output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from conddiff.classifier import AttributeClassifier
+from conddiff.data import to_tensor
+from conddiff.pipeline import load_pipeline
+from multiedits.benchmark import run_benchmark, save_grid, summarise
+from multiedits.data import benchmark_records, load_images, load_pie_bench, load_pie_bench_pp
+from multiedits.editor import EditConfig, P2PConfig, p2p_edit, parallel_edit, sequential_edit
+from multiedits.grouping import aspects_from_edit_action, aspects_from_prompts
+from multiedits.metrics import load_clip_scorer, unedited_metrics
+from multiedits.paths import DEFAULT_BASE, DEFAULT_JUDGE
+from shared.runs import parse_args, progress, seed_everything, select_device
+from shared.runs.cli import build_parser
+
+HERE = Path(__file__).resolve().parent
+METHODS = ("ParallelEdits", "sequential", "P2P")
+
+
+@dataclass
+class EvalConfig:
+    pipeline: str = ""  # base-model folder; default: the committed conddiff checkpoint (see train.py)
+    judge: str = ""  # attribute judge folder; default: conddiff's committed judge
+    dataset: str = "shapes"  # shapes | pie_bench | pie_bench_pp
+    n_per_count: int = 6  # offline records per number of edited aspects
+    counts: tuple[int, ...] = (1, 2, 3, 4)
+    limit: int = 0  # real data: first N records (0 = all)
+    methods: tuple[str, ...] = METHODS
+    edit: EditConfig = field(default_factory=EditConfig)
+    p2p: P2PConfig = field(default_factory=P2PConfig)
+    clip: str | None = None  # local CLIP folder for the CLIP similarity (real data)
+    seed: int = 0
+    device: str = "auto"
+    data_root: str | None = None
+
+
+SMOKE = {"n_per_count": 1, "counts": [1, 3], "edit.steps": 3, "edit.grouping_steps": 2, "p2p.steps": 3}
+
+
+def editors(cfg: EvalConfig) -> dict:
+    table = {"ParallelEdits": lambda p, img, prompt, asp, seed: parallel_edit(p, img, prompt, asp, cfg.edit, seed),
+             "sequential": lambda p, img, prompt, asp, seed: sequential_edit(p, img, prompt, asp, cfg.edit, seed),
+             "P2P": lambda p, img, prompt, asp, seed: p2p_edit(p, img, prompt, asp, cfg.p2p, seed)}
+    unknown = [m for m in cfg.methods if m not in table]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; expected some of {list(table)}")
+    return {m: table[m] for m in cfg.methods}
+
+
+def default_paths(cfg: EvalConfig, run: str | None) -> None:
+    if run:
+        info_file = Path(run) / "base.json"
+        if not info_file.is_file():
+            raise FileNotFoundError(f"'{info_file}' not found: --run expects a train.py run folder")
+        cfg.pipeline = json.loads(info_file.read_text())["pipeline"]
+    cfg.pipeline = cfg.pipeline or str(DEFAULT_BASE)
+    cfg.judge = cfg.judge or str(DEFAULT_JUDGE)
+
+
+def evaluate_shapes(cfg: EvalConfig, pipe, out: Path, quiet: bool) -> dict:
+    judge = AttributeClassifier.load(cfg.judge, pipe.device)
+    records = benchmark_records(cfg.n_per_count, cfg.seed, tuple(cfg.counts), pipe.image_size)
+    rows, extra = run_benchmark(pipe, judge, records, editors(cfg), cfg.seed, quiet)
+    save_grid(extra["images"], out / "grid.png", list(cfg.methods))
+    judge_meta = json.loads((Path(cfg.judge) / "config.json").read_text())
+    return {"summary": summarise(rows), "oracle_target_render": extra["oracle"],
+            "judge_accuracy_on_renders": judge_meta.get("accuracy_on_renders"), "rows": rows}
+
+
+def evaluate_real(cfg: EvalConfig, pipe, out: Path, quiet: bool) -> dict:
+    records = load_pie_bench(cfg.data_root) if cfg.dataset == "pie_bench" else load_pie_bench_pp(cfg.data_root)
+    records = records[:cfg.limit] if cfg.limit else records
+    clip = load_clip_scorer(cfg.clip, pipe.device) if cfg.clip else None
+    rows = []
+    for i, rec in enumerate(progress(records, total=len(records), desc="records", quiet=quiet)):
+        img, mask = load_images(rec, pipe.image_size)
+        src = to_tensor(img[None]).to(pipe.device)
+        aspects = (aspects_from_edit_action(rec["edit_action"]) if isinstance(rec.get("edit_action"), dict)
+                   else aspects_from_prompts(rec["source_prompt"], rec["target_prompt"]))
+        for name, fn in editors(cfg).items():
+            res = fn(pipe, src, rec["source_prompt"], aspects, cfg.seed + i)
+            row = {"id": rec["id"], "method": name, "n_aspects": len(aspects), "unet_calls": res.unet_calls,
+                   "seconds": res.seconds, **unedited_metrics(res.image[0], src[0], mask)}
+            if clip is not None:
+                m = torch.from_numpy(mask).to(res.image)
+                row["clip_whole"] = float(clip(res.image, [rec["target_prompt"]])[0])
+                row["clip_edited"] = float(clip(res.image * m, [rec["target_prompt"]])[0])
+            rows.append(row)
+    summary = {}
+    for name in cfg.methods:
+        mine = [r for r in rows if r["method"] == name]
+        keys = [k for k in mine[0] if k not in ("id", "method")] if mine else []
+        summary[name] = {k: float(np.mean([r[k] for r in mine if r[k] is not None] or [np.nan])) for k in keys}
+    return {"summary": summary, "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = build_parser(EvalConfig, __doc__)
+    parser.add_argument("--run", default=None, help="a train.py run folder: use its base model, write there")
+    cfg, args = parse_args(EvalConfig, argv, parser=parser, smoke=SMOKE)
+    if cfg.dataset not in ("shapes", "pie_bench", "pie_bench_pp"):
+        raise ValueError(f"unknown dataset {cfg.dataset!r}; expected shapes, pie_bench or pie_bench_pp")
+    default_paths(cfg, args.run)
+    out = Path(args.run) if args.run else (args.out / "eval" if str(args.out) != "runs" else HERE / "runs" / "eval")
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.seed)
+    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads()))))
+    pipe = load_pipeline(cfg.pipeline, select_device(cfg.device))
+    start = time.time()
+    report = evaluate_shapes(cfg, pipe, out, args.quiet) if cfg.dataset == "shapes" else evaluate_real(
+        cfg, pipe, out, args.quiet)
+    report = {"pipeline": cfg.pipeline, "dataset": cfg.dataset, "seed": cfg.seed, "edit": vars(cfg.edit),
+              "p2p": vars(cfg.p2p), **report, "wall_time_s": round(time.time() - start, 1)}
+    (out / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out / 'eval.json'}")
+    for name, by in report["summary"].items():
+        s = by.get("all", by)
+        acc = f"per-aspect accuracy {s['aspect_acc']:.3f}, " if "aspect_acc" in s else ""
+        psnr = s.get("psnr")
+        print(f"headline {name}: {acc}unedited PSNR {'n/a' if psnr is None else f'{psnr:.2f}'} dB, "
+              f"{s['unet_calls']:.1f} UNet calls, {s['seconds']:.2f} s/edit")
+    return out
+
+
+if __name__ == "__main__":
+    main()
