@@ -29,7 +29,7 @@ from conddiff.data import to_tensor
 from conddiff.pipeline import load_pipeline
 from multiedits.benchmark import run_benchmark, save_grid, summarise
 from multiedits.data import benchmark_records, load_images, load_pie_bench, load_pie_bench_pp
-from multiedits.editor import EditConfig, P2PConfig, p2p_edit, parallel_edit, sequential_edit
+from multiedits.editor import EditConfig, P2PConfig, p2p_edit, parallel_edit, sequential_edit, single_branch_edit
 from multiedits.grouping import aspects_from_edit_action, aspects_from_prompts
 from multiedits.metrics import load_clip_scorer, unedited_metrics
 from multiedits.paths import DEFAULT_BASE, DEFAULT_JUDGE
@@ -37,7 +37,7 @@ from shared.runs import parse_args, progress, seed_everything, select_device
 from shared.runs.cli import build_parser
 
 HERE = Path(__file__).resolve().parent
-METHODS = ("ParallelEdits", "sequential", "P2P")
+METHODS = ("ParallelEdits", "sequential", "P2P")  # also available: "one branch" (InfEdit on the full prompt)
 
 
 @dataclass
@@ -63,7 +63,8 @@ SMOKE = {"n_per_count": 1, "counts": [1, 3], "edit.steps": 3, "edit.grouping_ste
 def editors(cfg: EvalConfig) -> dict:
     table = {"ParallelEdits": lambda p, img, prompt, asp, seed: parallel_edit(p, img, prompt, asp, cfg.edit, seed),
              "sequential": lambda p, img, prompt, asp, seed: sequential_edit(p, img, prompt, asp, cfg.edit, seed),
-             "P2P": lambda p, img, prompt, asp, seed: p2p_edit(p, img, prompt, asp, cfg.p2p, seed)}
+             "P2P": lambda p, img, prompt, asp, seed: p2p_edit(p, img, prompt, asp, cfg.p2p, seed),
+             "one branch": lambda p, img, prompt, asp, seed: single_branch_edit(p, img, prompt, asp, cfg.edit, seed)}
     unknown = [m for m in cfg.methods if m not in table]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; expected some of {list(table)}")

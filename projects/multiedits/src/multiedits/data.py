@@ -50,11 +50,13 @@ def _word_index(caption: str, attribute: str) -> int:
 
 
 def attribute_edit_records(n: int, seed: int, n_aspects: int | tuple[int, int] = (1, 4), image_size: int = 32,
-                           attributes: tuple[str, ...] = EDITABLE) -> list[dict]:
+                           attributes: tuple[str, ...] = EDITABLE, balance_background: bool = True) -> list[dict]:
     """``n`` multi-aspect edit records on single-object scenes (deterministic in ``seed``).
 
     Each record edits ``k`` distinct attributes of the scene at once (k uniform in ``n_aspects``, or exactly
     ``n_aspects``), each to a different value; no jitter, so source and target renders align pixel for pixel.
+    With ``balance_background`` exactly every other record (odd ones) edits the background when ``k`` allows a
+    choice: a background edit leaves no unedited region for PIE-Bench's background metrics.
     """
     lo, hi = (n_aspects, n_aspects) if isinstance(n_aspects, int) else n_aspects
     if not 1 <= lo <= hi <= len(attributes):
@@ -66,7 +68,14 @@ def attribute_edit_records(n: int, seed: int, n_aspects: int | tuple[int, int] =
         src = base.scene(i)
         obj, bg = src.objects[0], src.background
         k = int(rng.integers(lo, hi + 1))
-        chosen = [str(a) for a in rng.choice(list(attributes), size=k, replace=False)]
+        pool = list(attributes)
+        if balance_background and "background" in pool and k < len(pool):
+            # every other record edits the background, so that half of them keep an unedited region to measure
+            forced, pool = (["background"], [a for a in pool if a != "background"]) if i % 2 else ([], [
+                a for a in pool if a != "background"])
+            chosen = forced + [str(a) for a in rng.choice(pool, size=k - len(forced), replace=False)]
+        else:
+            chosen = [str(a) for a in rng.choice(pool, size=k, replace=False)]
         chosen.sort(key=EDITABLE.index)  # caption order, so annotation order = reading order
         values = {"shape": obj.shape, "colour": obj.colour, "size": obj.size, "background": bg}
         new = dict(values)

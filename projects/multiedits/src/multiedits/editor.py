@@ -4,6 +4,7 @@
   into branches (:mod:`multiedits.grouping`), then all branches are denoised together, one batched UNet call per
   step, with the inversion-free DDCM update (:mod:`multiedits.ddcm`) and cross-branch attention control and
   local blend (:mod:`multiedits.attention`).
+* :func:`single_branch_edit` -- InfEdit / ablation: all aspects in one branch on the full target prompt.
 * :func:`sequential_edit` -- the same single-aspect editor (ParallelEdits with one aspect = InfEdit's editor)
   applied once per aspect, each edit starting from the previous result.
 * :func:`p2p_edit` -- Prompt-to-Prompt with DDIM inversion on the full target prompt in one pass (``conddiff``'s
@@ -192,6 +193,21 @@ def parallel_edit(pipe: Pipeline, image: torch.Tensor, source_prompt: str, aspec
         x0, _ = multi_branch_edit(pipe, image, source_prompt, branches, cfg, _generator(seed))
         images = pipe.decode(x0)
     return EditResult(images[-1:], images, branches, counts["calls"], counts["images"], time.perf_counter() - start)
+
+
+@torch.no_grad()
+def single_branch_edit(pipe: Pipeline, image: torch.Tensor, source_prompt: str, aspects: list[Aspect],
+                       cfg: EditConfig, seed: int = 0) -> EditResult:
+    """Ablation / the InfEdit baseline: every aspect in one branch on the full target prompt (no grouping pass, no
+    cross-branch interaction); word replacement when the word counts match, local blend on all edited words."""
+    start = time.perf_counter()
+    target_prompt = apply_edits(source_prompt, aspects)
+    kind = "rigid" if len(source_prompt.split()) == len(target_prompt.split()) else "non_rigid"
+    branch = Branch(list(aspects), kind, target_prompt, source_prompt, [w for a in aspects for w in a.target_words])
+    with count_unet(pipe.unet) as counts:
+        x0, _ = multi_branch_edit(pipe, image, source_prompt, [branch], cfg, _generator(seed))
+        images = pipe.decode(x0)
+    return EditResult(images, images, [branch], counts["calls"], counts["images"], time.perf_counter() - start)
 
 
 def sequential_steps(source_prompt: str, aspects: list[Aspect]) -> list[tuple[str, Aspect, str]]:
