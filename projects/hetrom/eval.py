@@ -42,8 +42,10 @@ def plot_sinusoid(models, names, cfg, tasks, path: Path) -> None:
     fig, axes = plt.subplots(len(models), 4, figsize=(13, 3 * len(models)), squeeze=False)
     sub = {k: v[:4] for k, v in tasks.items()}
     for row, (name, model) in enumerate(models.items()):
-        preds = {s: adapted_predictions(model, parameters_of(model), sub, loss_function(cfg), s, cfg.inner_lr)
-                 for s in (0, 1, 10)}
+        device = next(model.parameters()).device  # adapt where the model lives, plot on the CPU
+        on_device = {k: v.to(device) for k, v in sub.items()}
+        preds = {s: adapted_predictions(model, parameters_of(model), on_device, loss_function(cfg), s,
+                                        cfg.inner_lr).cpu() for s in (0, 1, 10)}
         for col in range(4):
             ax, idx = axes[row, col], order[col]
             x = sub["x_query"][col, idx, 0]
