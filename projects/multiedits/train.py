@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> Path:
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads()))))
     if args.resume:
         run = RunDir.open(args.resume)
+        cfg = run.read_config(TrainConfig)
     else:
         run = RunDir.create(args.out or HERE / "runs", "smoke" if args.smoke else "base")
         run.write_config(cfg, "multiedits", "conddiff", "torch", "diffusers")

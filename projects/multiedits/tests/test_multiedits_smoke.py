@@ -37,6 +37,9 @@ def test_train_eval_smoke_and_reload(tmp_path):
     assert [r["unet_calls"] for r in par] == [5, 5] and [r["unet_calls"] for r in seq] == [5, 15]
     assert (out / "grid.png").is_file()
     assert report["oracle_target_render"]["aspect_acc"] == 1.0  # the judge reads the target renders exactly
+    # --resume reuses the run's base model (the finished conddiff run is not trained again) and redoes the check
+    assert train.main(["--resume", str(run), "--quiet", "--device", "cpu"]) == run
+    assert json.loads((run / "base.json").read_text()) == info
 
 
 def test_bad_inputs_raise_clear_errors(tmp_path):

@@ -92,9 +92,15 @@ def count_unet(unet):
 
 
 def _timesteps(pipe: Pipeline, steps: int) -> list[int]:
-    """Descending timesteps: the scheduler's own schedule (e.g. LCM's) when it has ``set_timesteps``, else DDIM's
-    evenly spaced grid."""
+    """Descending timesteps: LCM's schedule for an LCM folder (official ``set_timesteps(steps,
+    original_inference_steps=50)``), else the scheduler's own ``set_timesteps`` (DDIM: evenly spaced)."""
     sched = pipe.scheduler
+    if sched.config.get("_class_name") == "LCMScheduler":  # an LCM folder (the paper's LCM_Dreamshaper_v7)
+        from diffusers import LCMScheduler
+
+        lcm = LCMScheduler.from_config(sched.config)
+        lcm.set_timesteps(steps, original_inference_steps=50)  # the official call
+        return [int(t) for t in lcm.timesteps]
     try:
         sched.set_timesteps(steps)
         return [int(t) for t in sched.timesteps]
