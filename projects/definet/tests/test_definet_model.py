@@ -1,12 +1,17 @@
-"""Shapes and invariants of every block; the official parameter count; pretrained-weight loading."""
+"""Shapes and invariants of every block; the official parameter count; pretrained-weight loading; the
+from-scratch initialisation and BatchNorm statistics of the CPU default."""
+
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from definet.hrnet import HRNet, HRNetSpec, load_hrnet_pretrained
 from definet.model import DFPL, REAM, SAFF, DeFINet, ModelConfig, UNet, count_parameters
 
 SMALL = ModelConfig(stem_channels=4, stage1_planes=2, channels=(4, 8, 8, 8), fpn_out=8)
+CPU_MODEL = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "cpu.yaml").read_text())["model"]
 
 
 def test_official_parameter_count():
@@ -94,3 +99,49 @@ def test_pretrained_loading(tmp_path):
     with pytest.raises(ValueError, match="does not match"):
         load_hrnet_pretrained(HRNet(HRNetSpec(stem_channels=4, stage1_planes=2, channels=(6, 8, 8, 8))),
                               tmp_path / "hrnet.pth")
+
+
+def _pre_bn_variances(backbone: HRNet, x: torch.Tensor) -> dict[str, float]:
+    """Channel-mean variance (unbiased, as BN's running_var) of the input of every backbone BatchNorm."""
+    seen: dict[str, float] = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, n=n: seen.__setitem__(n, float(i[0].var((0, 2, 3)).mean())))
+             for n, m in backbone.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    with torch.no_grad():
+        backbone(x)
+    for h in hooks:
+        h.remove()
+    return seen
+
+
+def test_official_init_starves_batchnorm_from_scratch_but_cpu_default_does_not():
+    """With the official N(0, 0.001) conv init and no ImageNet weights, deep pre-BN variances fall far below
+    BN's eps = 1e-5, so BN cannot re-normalise them (this starved the old CPU runs). The CPU default's
+    Kaiming init keeps every backbone BN input near unit scale."""
+    x = torch.randn(2, 3, 16, 16)
+    torch.manual_seed(0)
+    official = _pre_bn_variances(DeFINet(ModelConfig(**{**CPU_MODEL, "hrnet_init": "official"})).backbone.train(), x)
+    assert min(official.values()) < 1e-5
+    torch.manual_seed(0)
+    cpu = _pre_bn_variances(DeFINet(ModelConfig(**CPU_MODEL)).backbone.train(), x)
+    assert min(cpu.values()) > 1e-2
+    with pytest.raises(ValueError, match="unknown init"):
+        DeFINet(ModelConfig(**{**SMALL.__dict__, "hrnet_init": "xavier"}))
+
+
+@pytest.mark.parametrize("momentum, converged", [(0.01, False), (None, True)])
+def test_bn_running_statistics_follow_training(momentum, converged):
+    """Eval-mode BN uses running statistics. After 50 training-mode passes they must match the batch
+    statistics; with the official HRNet momentum 0.01 (tuned for ~60k steps) 0.99^50 = 60% of the initial
+    running_var = 1 remains, so eval-mode features of a short run are wrongly scaled (the old CPU runs kept
+    ~24% after 144 steps and predicted nearly the same map for every image). ``None``: the CPU default."""
+    cfg = dict(CPU_MODEL) if momentum is None else {**CPU_MODEL, "hrnet_bn_momentum": momentum}
+    torch.manual_seed(0)
+    backbone = DeFINet(ModelConfig(**cfg)).backbone.train()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        for _ in range(50):
+            backbone(x)
+    batch = _pre_bn_variances(backbone, x)
+    errors = [abs(float(m.running_var.mean()) - batch[n]) / batch[n]
+              for n, m in backbone.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert (max(errors) < 0.1) == converged

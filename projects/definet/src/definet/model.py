@@ -37,6 +37,8 @@ class ModelConfig:
     use_ream: bool = True  # False: ablation without REAM (no edge branch, SAFF fuses DFPL's low1 directly)
     unet_widths: tuple[int, int, int, int] = (32, 64, 128, 256)  # baseline encoder widths
     pretrained: str | None = None  # path to hrnet_w18_small_v2.pth (ImageNet); None = random init
+    hrnet_init: Literal["official", "kaiming"] = "official"  # random init of the backbone (before `pretrained`)
+    hrnet_bn_momentum: float = 0.01  # official HRNet BN_MOMENTUM (tuned for ~60k steps)
 
 
 def _upsample_to(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -223,17 +225,13 @@ class DeFINet(nn.Module):
     def __init__(self, cfg: ModelConfig = ModelConfig()):
         super().__init__()
         spec = HRNetSpec(stem_channels=cfg.stem_channels, stage1_planes=cfg.stage1_planes,
-                         channels=tuple(cfg.channels), modules=tuple(cfg.stage_modules))
+                         channels=tuple(cfg.channels), modules=tuple(cfg.stage_modules),
+                         bn_momentum=cfg.hrnet_bn_momentum)
         self.backbone = HRNet(spec)
         self.dfpl = DFPL(tuple(cfg.channels), cfg.fpn_out)
         self.ream = REAM(cfg.fpn_out) if cfg.use_ream else None
         self.saff = SAFF(cfg.fpn_out)
-        for m in self.backbone.modules():  # official HRNet init_weights
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, std=0.001)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        self.backbone.init_weights(cfg.hrnet_init)
         if cfg.pretrained:
             load_hrnet_pretrained(self.backbone, cfg.pretrained)
 
