@@ -46,6 +46,18 @@ def claim_table(summary: dict, oracle: dict) -> dict:
             "rows": rows, "floatfmt": ".3f"}
 
 
+def grouping_table(rows: list[dict]) -> dict:
+    """How ParallelEdits' grouping classified the aspects (official thresholds) and how many branches it ran."""
+    out = []
+    for b in BUCKETS:
+        mine = [r for r in rows if r["method"] == "ParallelEdits" and (b == "all" or r["bucket"] == b)]
+        kinds = [k for r in mine for k in r["aspect_kinds"]]
+        out.append([b, len(kinds), *(kinds.count(k) / max(1, len(kinds)) for k in ("rigid", "non_rigid", "global")),
+                    sum(len(r["branches"]) for r in mine) / max(1, len(mine))])
+    return {"columns": ["aspects", "n aspects", "rigid", "non-rigid", "global", "branches / edit"], "rows": out,
+            "floatfmt": ".3f"}
+
+
 def plot_accuracy(summary: dict, path: Path) -> None:
     import matplotlib
 
@@ -92,7 +104,7 @@ def main(argv: list[str] | None = None) -> Path:
     plot_accuracy(summary, args.out / "accuracy_vs_aspects.png")
     pipeline = Path(args.pipeline).resolve()
     payload = {
-        "tables": {"claim": claim_table(summary, extra["oracle"])},
+        "tables": {"claim": claim_table(summary, extra["oracle"]), "grouping": grouping_table(rows)},
         "seeds": [args.seed], "n_per_count": args.n_per_count, "counts": [1, 2, 3, 4],
         "edit_config": vars(edit), "p2p_config": vars(p2p),
         "pipeline": str(pipeline.relative_to(HERE.parent)) if pipeline.is_relative_to(HERE.parent) else str(pipeline),

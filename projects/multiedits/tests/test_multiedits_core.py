@@ -13,7 +13,8 @@ from multiedits import attention as ma
 from multiedits.data import (attribute_edit_records, load_images, load_pie_bench, load_pie_bench_pp,
                              render_record)
 from multiedits.ddcm import anchors, ddcm_step
-from multiedits.editor import EditConfig, multi_branch_edit, parallel_edit, sequential_edit, sequential_steps
+from multiedits.editor import (EditConfig, multi_branch_edit, parallel_edit, sequential_edit, sequential_steps,
+                               single_branch_edit)
 from multiedits.grouping import (Aspect, Branch, apply_edits, aspects_from_edit_action, aspects_from_prompts,
                                  classify_aspects, cluster_aspects, covers_image, group_aspects, mean_overlap,
                                  overlap_coefficient)
@@ -105,7 +106,8 @@ def test_offline_records_are_pie_bench_pp_shaped_and_consistent():
 # --------------------------------------------------------------------------------------------- grouping
 def test_apply_edits_swap_insert_delete_and_position_shift():
     src = "a man sitting in a boat with mountain"
-    aspects = [Aspect("man standing", "man sitting", 1), Aspect("ducks", "+", 6), Aspect("Alps mountain", "mountain", 7)]
+    aspects = [Aspect("man standing", "man sitting", 1), Aspect("ducks", "+", 6),
+               Aspect("Alps mountain", "mountain", 7)]
     assert apply_edits(src, aspects) == "a man standing in a boat ducks with Alps mountain"
     assert apply_edits(src, [Aspect("in a boat", "-", 3)]) == "a man sitting with mountain"
     with pytest.raises(ValueError, match="not applicable"):
@@ -304,7 +306,9 @@ def test_parallel_uses_one_pass_and_sequential_one_per_aspect():
     cfg = EditConfig(steps=3, grouping_steps=2)
     par = parallel_edit(pipe, image, rec["source_prompt"], aspects, cfg)
     seq = sequential_edit(pipe, image, rec["source_prompt"], aspects, cfg)
-    assert par.unet_calls == 5 and seq.unet_calls == 3 * 5
+    one = single_branch_edit(pipe, image, rec["source_prompt"], aspects, cfg)
+    assert par.unet_calls == 5 and seq.unet_calls == 3 * 5 and one.unet_calls == 3  # no grouping pass
+    assert par.unet_images == 2 * 2 * (1 + 2) + 3 * 2 * (1 + 2 * len(par.branches))  # CFG halves x rows
     assert par.image.shape == seq.image.shape == (1, 3, 16, 16)
     assert par.branch_images.shape[0] == len(par.branches) >= 1
     assert par.branches[-1].prompt == rec["target_prompt"]

@@ -47,6 +47,7 @@ def run_benchmark(pipe, judge, records: list[dict], methods: dict[str, Callable]
             row = {"id": rec["id"], "method": name, "n_aspects": k, "bucket": bucket(k),
                    "unet_calls": res.unet_calls, "unet_images": res.unet_images, "seconds": res.seconds,
                    "branches": [[b.kind, b.prompt] for b in res.branches],
+                   "aspect_kinds": [b.kind for b in res.branches for _ in b.aspects],
                    **aspect_scores(judge_attributes(judge, out)[0], rec),
                    **unedited_metrics(out[0], src[0], mask),
                    "structure": structure_distance(out, src, extract)}
@@ -80,7 +81,8 @@ def summarise(rows: list[dict]) -> dict[str, dict[str, dict]]:
 
 
 def save_grid(images: dict, path: str | Path, methods: list[str], max_rows: int = 8) -> None:
-    """Rows = records: source, each method's edit, target render; the target caption under each row."""
+    """Rows = up to ``max_rows`` records spread evenly over the list: source, each method's edit, target render;
+    the target caption (changed words in [ ]) under each row."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -89,16 +91,18 @@ def save_grid(images: dict, path: str | Path, methods: list[str], max_rows: int 
     from conddiff.data import to_uint8
 
     cols = ["source", *methods, "target"]
-    n = min(max_rows, len(images["source"]))
-    fig, axes = plt.subplots(n, len(cols), figsize=(1.25 * len(cols) + 0.2, 1.55 * n), squeeze=False)
-    for i in range(n):
+    total = len(images["source"])
+    picks = sorted(set(np.linspace(0, total - 1, min(max_rows, total)).round().astype(int).tolist()))
+    fig, axes = plt.subplots(len(picks), len(cols), figsize=(1.25 * len(cols) + 0.2, 1.55 * len(picks)),
+                             squeeze=False)
+    for i, k in enumerate(picks):  # evenly spread over the records (and so over the aspect counts)
         for c, name in enumerate(cols):
             ax = axes[i][c]
-            ax.imshow(to_uint8(images[name][i])[0], interpolation="nearest")
+            ax.imshow(to_uint8(images[name][k])[0], interpolation="nearest")
             ax.set_xticks([]), ax.set_yticks([])
             if i == 0:
                 ax.set_title(name, fontsize=7)
-        axes[i][0].set_xlabel(images["captions"][i], fontsize=5.5, loc="left")
+        axes[i][0].set_xlabel(images["captions"][k], fontsize=5.5, loc="left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

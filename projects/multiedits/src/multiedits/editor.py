@@ -29,8 +29,7 @@ from conddiff.pipeline import Pipeline
 from conddiff.sampler import ddim_grid, sample
 from multiedits import attention as ma
 from multiedits.ddcm import anchors, ddcm_step
-from multiedits.grouping import (Aspect, Branch, apply_edits, classify_aspects, group_aspects, word_maps,
-                                 word_token_indices)
+from multiedits.grouping import Aspect, Branch, apply_edits, group_aspects, word_maps, word_token_indices
 
 
 @dataclass
@@ -282,10 +281,3 @@ def p2p_edit(pipe: Pipeline, image: torch.Tensor, source_prompt: str, aspects: l
         images = pipe.decode(x)
     return EditResult(images[1:], images[1:], [], counts["calls"], counts["images"], time.perf_counter() - start)
 
-
-def group_only(pipe: Pipeline, image: torch.Tensor, source_prompt: str, aspects: list[Aspect], cfg: EditConfig,
-               seed: int = 0) -> dict[str, list[Aspect]]:
-    """The aspect types of a record (global / rigid / non-rigid) from its grouping pass."""
-    target_prompt = apply_edits(source_prompt, aspects)
-    src_maps, tgt_maps = attention_maps(pipe, image, source_prompt, target_prompt, cfg, _generator(seed))
-    return classify_aspects(aspects, src_maps, tgt_maps)

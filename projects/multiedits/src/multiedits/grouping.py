@@ -18,6 +18,7 @@ map scaled to 0..255 by its maximum (the official ``show_cross_attention`` image
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,9 +63,8 @@ def aspects_from_edit_action(edit_action: dict) -> list[Aspect]:
 def aspects_from_prompts(source_prompt: str, target_prompt: str) -> list[Aspect]:
     """Aspects from the word difference of two prompts (for PIE-Bench, which has no ``edit_action``): each
     replaced, inserted or deleted run of words is one aspect (difflib's matching blocks)."""
-    import difflib
-
-    a, b = source_prompt.replace("[", "").replace("]", "").split(), target_prompt.replace("[", "").replace("]", "").split()
+    a = source_prompt.replace("[", "").replace("]", "").split()
+    b = target_prompt.replace("[", "").replace("]", "").split()
     out = []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
         if op == "replace":
