@@ -1,6 +1,7 @@
 """Reproduce the paper's claim at CPU scale on the chest-CT phantom, and measure heat-map localisation.
 
     uv run reproduce.py                      # all six models, seed 0, writes results/cpu_claim.json + figure
+    uv run reproduce.py --jobs 2             # the same, two models at a time (one thread each)
     uv run reproduce.py --seeds 0 1 2        # more seeds (about 3x the time)
     uv run reproduce.py --smoke --results /tmp/r   # seconds, tiny sizes (tests)
 
@@ -25,6 +26,7 @@ from nlran.engine import build_model
 
 HERE = Path(__file__).resolve().parent
 ARCHS = ("nlran", "nlran_no_nonlocal", "nlran_no_attention", "resnet3d", "cbam3d", "covnet")
+SLOWEST_FIRST = ("cbam3d", "resnet3d", "nlran", "nlran_no_nonlocal", "covnet", "nlran_no_attention")
 NAMES = {"nlran": "NL-RAN", "nlran_no_nonlocal": "NL-RAN w/o non-local", "nlran_no_attention": "NL-RAN w/o attention",
          "resnet3d": "3D ResNet (MONAI)", "cbam3d": "CBAM-3D", "covnet": "COVNet (2D slices + max-pool)"}
 
@@ -49,9 +51,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     parser.add_argument("--runs", type=Path, default=HERE / "runs" / "reproduce", help="parent of the run folders")
     parser.add_argument("--results", type=Path, default=HERE / "results", help="where the JSON and figure go")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="models trained at once, one process and one thread each (default: 1)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (tests)")
     parser.add_argument("--quiet", action="store_true")
     return parser
+
+
+def train_and_evaluate(seed: int, arch: str, train_argv: list[str], device: str, heatmap_volumes: int) -> dict:
+    """Train one model with train.py's ``main(train_argv)``, then evaluate its best checkpoint (eval.py)."""
+    import os
+
+    import torch
+
+    if os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    train, evaluate = _load_script("train"), _load_script("eval")
+    run = RunDir.open(train.main(train_argv)["run"])
+    result = evaluate.evaluate(run, run.read_config(Config), "best", device, heatmap_volumes)
+    result["run"] = str(run.path)
+    print(f"[seed {seed}] {NAMES[arch]}: done ({run.path.name})", flush=True)
+    return result
 
 
 def _mean_std(values: list[float]) -> tuple[float, float | None]:
@@ -60,7 +80,7 @@ def _mean_std(values: list[float]) -> tuple[float, float | None]:
 
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
-    train, evaluate = _load_script("train"), _load_script("eval")
+    evaluate = _load_script("eval")
     start = time.time()
     common = ["--config", str(HERE / "configs" / "cpu.yaml"), "--device", args.device, "--out", str(args.runs)]
     common += ["--quiet"] if args.quiet else []
@@ -70,16 +90,21 @@ def main(argv: list[str] | None = None) -> dict:
         budget = ["epochs=1", "n_volumes=36"]
 
     raw: dict[str, dict[str, dict]] = {arch: {} for arch in args.archs}
-    for seed in args.seeds:
-        for arch in args.archs:
-            out = train.main([*common, "--seed", str(seed), f"arch={arch}", *budget])
-            run = RunDir.open(out["run"])
-            cfg = run.read_config(Config)
-            result = evaluate.evaluate(run, cfg, "best", args.device, args.heatmap_volumes)
-            result["run"] = str(run.path)
-            raw[arch][str(seed)] = result
-            test = result["test"]
-            print(f"[seed {seed}] {NAMES[arch]}: AUC {test['auc_macro']:.4f}  F1 {test['f1_macro']:.4f}", flush=True)
+    jobs = [(seed, arch, [*common, "--seed", str(seed), f"arch={arch}", *budget], args.device, args.heatmap_volumes)
+            for seed in args.seeds for arch in args.archs]
+    if args.jobs > 1:  # one process per model, each single-threaded; the slowest models start first
+        jobs.sort(key=lambda job: SLOWEST_FIRST.index(job[1]))
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(train_and_evaluate, *zip(*jobs)))
+    else:
+        results = [train_and_evaluate(*job) for job in jobs]
+    for (seed, arch, *_), result in zip(jobs, results):
+        raw[arch][str(seed)] = result
+        test = result["test"]
+        print(f"[seed {seed}] {NAMES[arch]}: AUC {test['auc_macro']:.4f}  F1 {test['f1_macro']:.4f}", flush=True)
 
     # --- tables (mean over seeds; std in a separate column when there are several) ----------------------
     cls_rows, loc_rows = [], []

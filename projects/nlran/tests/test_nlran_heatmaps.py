@@ -84,3 +84,27 @@ def test_heatmaps_are_upsampled_to_the_input():
     assert heatmaps_for(COVNet((4, 8, 8, 16), (1, 1, 1, 1)), x) == {}
     with pytest.raises(ValueError, match="no attention"):
         attention_heatmap(NLRAN(widths=(4, 8, 8, 16, 16), use_attention=False), x)
+
+
+def test_cpu_config_cam_layers_are_at_least_4_cubed():
+    """CAM / Grad-CAM come from the last feature map; at 1^3 (RAN / ResNet strides at 32^3) they are constant.
+    The CPU config downsamples every 3-D model by 8, so the maps can localise lesions."""
+    from pathlib import Path
+
+    from shared.runs.cli import apply_overrides, load_config_file
+
+    from nlran.config import Config
+    from nlran.engine import build_model
+    from nlran.heatmaps import cam_layers
+
+    cfg = apply_overrides(Config(), load_config_file(Path(__file__).resolve().parents[1] / "configs" / "cpu.yaml"))
+    x = torch.rand(1, 1, *cfg.volume_size)
+    for arch in ("nlran", "resnet3d", "cbam3d"):
+        model = build_model(apply_overrides(cfg, {"arch": arch})).eval()
+        shapes = []
+        model.get_submodule(cam_layers(model)[0]).register_forward_hook(lambda m, i, o: shapes.append(o.shape))
+        with torch.no_grad():
+            model(x)
+        assert min(shapes[0][2:]) >= 4, (arch, shapes[0])
+        cam = cam_heatmap(model, x)
+        assert cam.shape == (1, *cfg.volume_size) and cam.std() > 0  # not a constant map

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nlran.baselines import CBAM3d, COVNet, CBAMResNet3d, resnet3d
-from nlran.model import NLRAN, AttentionModule3d, NonLocalBlock3d, SoftMaskBranch3d, attention_residual
+from nlran.model import NLRAN, AttentionModule3d, NonLocalBlock3d, ResidualUnit3d, SoftMaskBranch3d, attention_residual
 
 TINY = dict(widths=(4, 8, 8, 16, 16))
 
@@ -82,8 +82,11 @@ def test_attention_module_with_zero_mask_equals_its_trunk_path():
 
 @pytest.mark.parametrize("size", [(16, 16, 16), (16, 32, 32), (24, 20, 28), (32, 32, 32)])
 def test_nlran_shapes_and_attention_masks(size):
-    model = NLRAN(**TINY).eval()
-    x = torch.randn(2, 1, *size)
+    # Training mode: BN uses batch statistics (at initialisation the running statistics are not yet
+    # estimated, and eval-mode masks of an untrained network saturate to 0 / 1 in float32).
+    torch.manual_seed(8)
+    model = NLRAN(**TINY).train()
+    x = torch.rand(2, 1, *size)
     logits, masks = model(x, return_attention=True)
     assert logits.shape == (2, 3)
     assert len(masks) == 3
@@ -139,3 +142,55 @@ def test_final_units_sets_the_depth_of_stage_four():
     assert len(model.stage4) == 2 and len(model.stage4[1]) == 0
     assert model(torch.randn(1, 1, 16, 16, 16)).shape == (1, 3)
     assert len(NLRAN(**TINY).stage4[1]) == 2
+
+
+def test_stage_strides_set_the_size_of_the_final_map():
+    x = torch.randn(1, 1, 32, 32, 32)
+    default, _ = NLRAN(**TINY).eval().features(x)  # RAN strides: 32^3 / 32 = 1^3
+    cpu, masks = NLRAN(**TINY, stem_stride=1, stage_strides=(2, 2, 1)).eval().features(x)
+    assert default.shape[2:] == (1, 1, 1) and cpu.shape[2:] == (4, 4, 4)
+    assert [m.shape[2:] for m in masks] == [(16, 16, 16), (8, 8, 8), (4, 4, 4)]
+    with pytest.raises(ValueError, match="stage_strides"):
+        NLRAN(**TINY, stage_strides=(2, 2))
+
+
+def test_init_is_he_normal_and_zero_init_units_start_as_identity():
+    torch.manual_seed(5)
+    model = NLRAN(widths=(8, 32, 64, 128, 256)).eval()
+    conv = model.unit3.conv2  # 32 -> 32 channels (128 / expansion 4), 3x3x3: fan_out = 32 * 27
+    assert abs(conv.weight.std().item() / (2 / (32 * 27)) ** 0.5 - 1) < 0.1
+    units = [m for m in model.modules() if isinstance(m, ResidualUnit3d) and m.shortcut is None]
+    x = torch.randn(2, 32, 4, 4, 4)
+    assert units and all(float(u.conv3.weight.abs().sum()) == 0.0 for u in units)
+    torch.testing.assert_close(model.attention1.trunk(x), x)  # t = 2 identity units
+    assert model.nonlocal_block.bn.weight.abs().sum() == 0  # the non-local block stays the identity too
+    plain = NLRAN(widths=(8, 32, 64, 128, 256), zero_init_residual=False).eval()
+    assert not torch.allclose(plain.attention1.trunk(x), x)
+
+
+def _stem_to_head_gradient_ratio(model: NLRAN) -> float:
+    """|dL/d(stem output)| / |dL/d(final features)| for one training-mode step on random volumes."""
+    acts = {}
+
+    def keep(name):
+        def hook(module, inputs, output):
+            output.retain_grad()
+            acts[name] = output
+        return hook
+
+    model.stem.register_forward_hook(keep("stem"))
+    model.final.register_forward_hook(keep("final"))
+    torch.manual_seed(6)
+    loss = torch.nn.functional.cross_entropy(model.train()(torch.rand(4, 1, 32, 32, 32)), torch.tensor([0, 1, 2, 0]))
+    loss.backward()
+    return float(acts["stem"].grad.norm() / acts["final"].grad.norm())
+
+
+def test_gradient_reaching_the_stem_is_not_blown_up():
+    """The defect that kept NL-RAN at chance: its deep stack of pre-activation units, each branch starting at
+    full scale, multiplied the gradient by ~2 per unit on its way to the input (stem/head ratio in the
+    hundreds), so every Adam step shook the early layers. Units that start as the identity keep it O(1)."""
+    torch.manual_seed(7)
+    layout = dict(widths=(8, 16, 32, 64, 128), stem_stride=1, stage_strides=(2, 2, 1))
+    assert _stem_to_head_gradient_ratio(NLRAN(**layout)) < 10
+    assert _stem_to_head_gradient_ratio(NLRAN(**layout, zero_init_residual=False)) > 20

@@ -20,10 +20,14 @@ from torch import nn
 
 
 def resnet3d(widths: tuple[int, int, int, int] = (64, 128, 256, 512), layers: tuple[int, int, int, int] = (2, 2, 2, 2),
-             num_classes: int = 3, in_channels: int = 1) -> ResNet:
-    """MONAI's 3-D ResNet (basic blocks, ``layers`` blocks per stage; (2, 2, 2, 2) is ResNet-18)."""
+             num_classes: int = 3, in_channels: int = 1, conv1_stride: int = 2, max_pool: bool = True) -> ResNet:
+    """MONAI's 3-D ResNet (basic blocks, ``layers`` blocks per stage; (2, 2, 2, 2) is ResNet-18).
+
+    ``conv1_stride`` and ``max_pool`` set the stem's downsampling (ResNet: 2 and a max-pool, 4x in all);
+    stages 2-4 always halve the size, so the last feature map is the input / (8 * stem downsampling)."""
     return ResNet(block="basic", layers=list(layers), block_inplanes=list(widths), spatial_dims=3,
-                  n_input_channels=in_channels, conv1_t_size=3, conv1_t_stride=2, num_classes=num_classes)
+                  n_input_channels=in_channels, conv1_t_size=3, conv1_t_stride=conv1_stride,
+                  no_max_pool=not max_pool, num_classes=num_classes)
 
 
 class CBAM3d(nn.Module):
@@ -66,14 +70,17 @@ class CBAMBlock3d(nn.Module):
 
 
 class CBAMResNet3d(nn.Module):
-    """A basic-block 3-D ResNet with CBAM in every block (the "CBAM" baseline), same stem as :func:`resnet3d`."""
+    """A basic-block 3-D ResNet with CBAM in every block (the "CBAM" baseline), same stem as :func:`resnet3d`.
+
+    Init as MONAI's ResNet (He et al. 2015: ``kaiming_normal_(fan_out)`` convs, BN 1 / 0)."""
 
     def __init__(self, widths: tuple[int, int, int, int] = (64, 128, 256, 512),
                  layers: tuple[int, int, int, int] = (2, 2, 2, 2), num_classes: int = 3, in_channels: int = 1,
-                 reduction: int = 16):
+                 reduction: int = 16, conv1_stride: int = 2, max_pool: bool = True):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv3d(in_channels, widths[0], 3, stride=2, padding=1, bias=False),
-                                  nn.BatchNorm3d(widths[0]), nn.ReLU(inplace=True), nn.MaxPool3d(3, 2, 1))
+        self.stem = nn.Sequential(nn.Conv3d(in_channels, widths[0], 3, stride=conv1_stride, padding=1, bias=False),
+                                  nn.BatchNorm3d(widths[0]), nn.ReLU(inplace=True),
+                                  nn.MaxPool3d(3, 2, 1) if max_pool else nn.Identity())
         stages, prev = [], widths[0]
         for i, (width, n) in enumerate(zip(widths, layers)):
             blocks = [CBAMBlock3d(prev if j == 0 else width, width, stride=2 if (i > 0 and j == 0) else 1,
@@ -83,6 +90,12 @@ class CBAMResNet3d(nn.Module):
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.pool = nn.AdaptiveAvgPool3d(1)
         self.fc = nn.Linear(widths[-1], num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv3d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm3d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layer4(self.layer3(self.layer2(self.layer1(self.stem(x)))))
@@ -97,10 +110,12 @@ class COVNet(nn.Module):
     """
 
     def __init__(self, widths: tuple[int, int, int, int] = (64, 128, 256, 512),
-                 layers: tuple[int, int, int, int] = (3, 4, 6, 3), num_classes: int = 3, in_channels: int = 1):
+                 layers: tuple[int, int, int, int] = (3, 4, 6, 3), num_classes: int = 3, in_channels: int = 1,
+                 conv1_stride: int = 2, max_pool: bool = True):
         super().__init__()
         self.backbone = ResNet(block="basic", layers=list(layers), block_inplanes=list(widths), spatial_dims=2,
-                               n_input_channels=in_channels, conv1_t_size=3, conv1_t_stride=2, feed_forward=False)
+                               n_input_channels=in_channels, conv1_t_size=3, conv1_t_stride=conv1_stride,
+                               no_max_pool=not max_pool, feed_forward=False)
         self.fc = nn.Linear(widths[-1], num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -26,13 +26,19 @@ class Config:
     t: int = field(default=2, metadata={"help": "RAN: residual units in the trunk branch"})
     r: int = field(default=1, metadata={"help": "RAN: residual units between poolings in the mask branch"})
     expansion: int = field(default=4, metadata={"help": "bottleneck expansion of residual units (RAN: 4)"})
-    final_units: int = field(default=2, metadata={"help": "stage-4 units after its strided unit (RAN-56: 2)"})
+    final_units: int = field(default=2, metadata={"help": "stage-4 units after its first unit (RAN-56: 2)"})
+    stage_strides: tuple[int, int, int] = field(default=(2, 2, 2),
+                                                metadata={"help": "strides of stages 2-4 (RAN: 2, 2, 2)"})
+    zero_init_residual: bool = field(default=True, metadata={
+        "help": "last conv of every residual unit starts at 0, so units start as the identity [unknown]"})
     nonlocal_sub_sample: bool = True
     dropout: float = 0.0
     baseline_widths: tuple[int, int, int, int] = field(default=(64, 128, 256, 512),
                                                        metadata={"help": "ResNet/CBAM/COVNet stage widths"})
     baseline_layers: tuple[int, int, int, int] = field(default=(2, 2, 2, 2),
                                                        metadata={"help": "blocks per stage (ResNet-18) [unknown]"})
+    baseline_conv1_stride: int = field(default=2, metadata={"help": "stride of the baselines' first conv"})
+    baseline_max_pool: bool = field(default=True, metadata={"help": "max-pool after the baselines' first conv"})
     # --- data --------------------------------------------------------------------------------------
     dataset: Literal["phantom", "ccccii"] = field(default="ccccii",
                                                   metadata={"help": "phantom (offline) or CC-CCII (--data-root)"})

@@ -24,14 +24,16 @@ def build_model(cfg: Config) -> nn.Module:
                      stem_pool=cfg.stem_pool, p=cfg.p, t=cfg.t, r=cfg.r,
                      use_attention=cfg.arch != "nlran_no_attention", use_nonlocal=cfg.arch != "nlran_no_nonlocal",
                      nonlocal_sub_sample=cfg.nonlocal_sub_sample, dropout=cfg.dropout, expansion=cfg.expansion,
-                     final_units=cfg.final_units)
+                     final_units=cfg.final_units, stage_strides=tuple(cfg.stage_strides),
+                     zero_init_residual=cfg.zero_init_residual)
     widths, layers = tuple(cfg.baseline_widths), tuple(cfg.baseline_layers)
+    stem = {"conv1_stride": cfg.baseline_conv1_stride, "max_pool": cfg.baseline_max_pool}
     if cfg.arch == "resnet3d":
-        return resnet3d(widths, layers, NUM_CLASSES)
+        return resnet3d(widths, layers, NUM_CLASSES, **stem)
     if cfg.arch == "cbam3d":
-        return CBAMResNet3d(widths, layers, NUM_CLASSES)
+        return CBAMResNet3d(widths, layers, NUM_CLASSES, **stem)
     if cfg.arch == "covnet":
-        return COVNet(widths, layers, NUM_CLASSES)
+        return COVNet(widths, layers, NUM_CLASSES, **stem)
     raise ValueError(f"unknown arch {cfg.arch!r}")
 
 

@@ -13,8 +13,17 @@ No official code is public and the paper's architecture table was not available 
 Layout (RAN-56-like, three stages, one attention module per stage, the stage-``s`` module with ``2 - s``
 skip connections in its mask branch):
 
-    stem -> [unit, Attention(skips=2)] -> [unit/2, Attention(skips=1)] -> NonLocal -> [unit/2, Attention(0)]
-         -> [unit/2, final_units x unit] -> BN-ReLU ("final") -> global average pool -> FC(3)
+    stem -> [unit, Attention(skips=2)] -> [unit/s2, Attention(skips=1)] -> NonLocal -> [unit/s3, Attention(0)]
+         -> [unit/s4, final_units x unit] -> BN-ReLU ("final") -> global average pool -> FC(3)
+
+with RAN's strides ``stage_strides = (s2, s3, s4) = (2, 2, 2)`` by default; the CPU config uses (2, 2, 1) and
+a stride-1 stem so that the final map (CAM / Grad-CAM) of a 32^3 volume is 4^3 instead of 1^3.
+
+Training from scratch: convolutions start from He et al.'s normal initialisation and, by default, the last
+convolution of every pre-activation residual unit starts at zero (``zero_init_residual``), so every unit
+starts as the identity. Without it the deep stack of pre-activation units (no BN after the last convolution
+of a branch) amplifies the gradient on its way to the input by ~2x per unit, and NL-RAN did not learn
+(README, Deviations).
 
 ``forward(x, return_attention=True)`` also returns the soft masks ``M`` of every attention module; the first
 one, averaged over channels and upsampled to the input, is the paper's heat map (:mod:`nlran.heatmaps`).
@@ -161,6 +170,26 @@ class NonLocalBlock3d(nn.Module):
         return self.bn(self.w_z(y)) + x
 
 
+def init_weights(model: nn.Module, zero_init_residual: bool = False) -> None:
+    """He et al. (2015) initialisation for training from scratch, as ResNet / RAN (and MONAI's ResNet) use:
+    convolutions ``kaiming_normal_(fan_out, relu)``, BN scale 1 and shift 0, biases 0; the non-local
+    block's output BN stays at zero (identity at initialisation). With ``zero_init_residual`` the last
+    convolution of every :class:`ResidualUnit3d` starts at zero, so every unit starts as the identity."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv3d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm3d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    for m in model.modules():
+        if isinstance(m, NonLocalBlock3d):
+            nn.init.zeros_(m.bn.weight)
+        elif isinstance(m, ResidualUnit3d) and zero_init_residual:
+            nn.init.zeros_(m.conv3.weight)
+
+
 class NLRAN(nn.Module):
     """Deep residual 3-D attention non-local network (NL-RAN), a reconstruction (module docstring).
 
@@ -176,33 +205,42 @@ class NLRAN(nn.Module):
         nonlocal_sub_sample: 2x max-pool of phi and g in the non-local block.
         dropout: dropout before the classifier.
         expansion: bottleneck expansion of the residual units (RAN / ResNet: 4; 1 = full-width 3x3x3 convs).
-        final_units: residual units after the strided unit of stage 4 (RAN-56: 2).
+        final_units: residual units after the first unit of stage 4 (RAN-56: 2).
+        stage_strides: strides of the first units of stages 2, 3 and 4 (RAN: 2, 2, 2). With the stem's
+            stride and pool they set the size of the final feature map, i.e. of CAM / Grad-CAM.
+        zero_init_residual: start the last convolution of every residual unit at zero, so that every unit
+            is the identity at initialisation (Goyal et al. 2017's "zero gamma" for pre-activation units).
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 3, widths: tuple[int, ...] = (16, 64, 128, 256, 512),
                  stem_stride: int = 2, stem_pool: bool = True, p: int = 1, t: int = 2, r: int = 1,
                  use_attention: bool = True, use_nonlocal: bool = True, nonlocal_sub_sample: bool = True,
-                 dropout: float = 0.0, expansion: int = 4, final_units: int = 2):
+                 dropout: float = 0.0, expansion: int = 4, final_units: int = 2,
+                 stage_strides: tuple[int, int, int] = (2, 2, 2), zero_init_residual: bool = True):
         super().__init__()
         if len(widths) != 5:
             raise ValueError(f"widths must give the stem and 4 stages (5 values), got {widths}")
+        if len(stage_strides) != 3:
+            raise ValueError(f"stage_strides must give stages 2, 3 and 4 (3 values), got {stage_strides}")
         w0, w1, w2, w3, w4 = widths
+        s2, s3, s4 = stage_strides
         self.stem = nn.Sequential(nn.Conv3d(in_channels, w0, 3, stride=stem_stride, padding=1, bias=False),
                                   nn.BatchNorm3d(w0), nn.ReLU(inplace=True),
                                   nn.MaxPool3d(3, stride=2, padding=1) if stem_pool else nn.Identity())
         e = expansion
         self.unit1 = ResidualUnit3d(w0, w1, expansion=e)
         self.attention1 = AttentionModule3d(w1, skips=2, p=p, t=t, r=r, use_attention=use_attention, expansion=e)
-        self.unit2 = ResidualUnit3d(w1, w2, stride=2, expansion=e)
+        self.unit2 = ResidualUnit3d(w1, w2, stride=s2, expansion=e)
         self.attention2 = AttentionModule3d(w2, skips=1, p=p, t=t, r=r, use_attention=use_attention, expansion=e)
         self.nonlocal_block = NonLocalBlock3d(w2, sub_sample=nonlocal_sub_sample) if use_nonlocal else None
-        self.unit3 = ResidualUnit3d(w2, w3, stride=2, expansion=e)
+        self.unit3 = ResidualUnit3d(w2, w3, stride=s3, expansion=e)
         self.attention3 = AttentionModule3d(w3, skips=0, p=p, t=t, r=r, use_attention=use_attention, expansion=e)
-        self.stage4 = nn.Sequential(ResidualUnit3d(w3, w4, stride=2, expansion=e), _units(w4, final_units, e))
+        self.stage4 = nn.Sequential(ResidualUnit3d(w3, w4, stride=s4, expansion=e), _units(w4, final_units, e))
         self.final = nn.Sequential(nn.BatchNorm3d(w4), nn.ReLU(inplace=True))  # CAM / Grad-CAM target layer
         self.pool = nn.AdaptiveAvgPool3d(1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(w4, num_classes)
+        init_weights(self, zero_init_residual)
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The final feature map (after ``final``) and the soft masks of the attention modules."""
