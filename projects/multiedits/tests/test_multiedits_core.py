@@ -313,3 +313,18 @@ def test_parallel_uses_one_pass_and_sequential_one_per_aspect():
     assert par.branch_images.shape[0] == len(par.branches) >= 1
     assert par.branches[-1].prompt == rec["target_prompt"]
     assert sum(len(b.aspects) for b in par.branches) == 3
+
+
+def test_an_lcm_scheduler_config_gets_lcm_timesteps(tmp_path):
+    from diffusers import DDIMScheduler, LCMScheduler
+
+    from multiedits.editor import _timesteps
+
+    pipe = tiny_pipe(3)
+    ddim = _timesteps(pipe, 15)
+    assert ddim == sorted(ddim, reverse=True) and len(ddim) == 15
+    LCMScheduler().save_pretrained(tmp_path)
+    pipe.scheduler = DDIMScheduler.from_pretrained(tmp_path)  # how conddiff's loader reads an LCM folder
+    lcm = LCMScheduler()
+    lcm.set_timesteps(15, original_inference_steps=50)
+    assert _timesteps(pipe, 15) == [int(t) for t in lcm.timesteps] != ddim

@@ -94,7 +94,8 @@ def _timesteps(pipe: Pipeline, steps: int) -> list[int]:
     """Descending timesteps: LCM's schedule for an LCM folder (official ``set_timesteps(steps,
     original_inference_steps=50)``), else the scheduler's own ``set_timesteps`` (DDIM: evenly spaced)."""
     sched = pipe.scheduler
-    if sched.config.get("_class_name") == "LCMScheduler":  # an LCM folder (the paper's LCM_Dreamshaper_v7)
+    # an LCM folder (the paper's LCM_Dreamshaper_v7): its scheduler config keeps LCM's keys even when loaded as DDIM
+    if sched.config.get("_class_name") == "LCMScheduler" or "original_inference_steps" in sched.config:
         from diffusers import LCMScheduler
 
         lcm = LCMScheduler.from_config(sched.config)
