@@ -5,6 +5,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -37,6 +38,28 @@ def test_train_eval_smoke_and_reload(tmp_path):
     assert [r["unet_calls"] for r in par] == [5, 5] and [r["unet_calls"] for r in seq] == [5, 15]
     assert (out / "grid.png").is_file()
     assert report["oracle_target_render"]["aspect_acc"] == 1.0  # the judge reads the target renders exactly
+    # the real-data path on a hand-made PIE-Bench folder (same code as PIE-Bench / PIE-Bench++ at full size)
+    root = tmp_path / "pie"
+    (root / "annotation_images" / "1_change_object_80").mkdir(parents=True)
+    from PIL import Image
+
+    from shared.data import shapes_world as sw
+
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[20:40, 20:40] = (230, 30, 30)
+    Image.fromarray(img).save(root / "annotation_images" / "1_change_object_80" / "1.png")
+    mask = np.zeros((64, 64), bool)
+    mask[18:42, 18:42] = True
+    (root / "mapping_file.json").write_text(json.dumps({"100000000001": {
+        "image_path": "1_change_object_80/1.png", "original_prompt": "a big red square on a black background",
+        "editing_prompt": "a big [blue] square on a black background", "editing_type_id": "6",
+        "blended_word": "square square", "mask": sw.rle_encode(mask)}}))
+    real = eval_script.main(["--smoke", "--device", "cpu", "--quiet", "--out", str(tmp_path / "real"), "--data-root",
+                             str(root), "dataset=pie_bench", f"pipeline={info['pipeline']}",
+                             "methods=[ParallelEdits,P2P]"])
+    rep = json.loads((real / "eval.json").read_text())
+    assert [r["method"] for r in rep["rows"]] == ["ParallelEdits", "P2P"] and rep["rows"][0]["n_aspects"] == 1
+    assert rep["summary"]["ParallelEdits"]["psnr"] > 0
     # --resume reuses the run's base model (the finished conddiff run is not trained again) and redoes the check
     assert train.main(["--resume", str(run), "--quiet", "--device", "cpu"]) == run
     assert json.loads((run / "base.json").read_text()) == info
