@@ -27,7 +27,7 @@ from sjedd.training import batch_losses, batches, build_model, load_data
 
 HERE = Path(__file__).resolve().parent
 SMOKE = {"epochs": 1, "train_videos": 12, "test_videos": 6, "frames_per_video": 2, "batch_size": 8,
-         "tiny_width": 32, "tiny_layers": 1, "face_size": 32, "tiny_patch": 8}
+         "tiny_width": 32, "tiny_layers": 1, "face_size": 32, "tiny_patch": 8, "tiny_init": None}
 
 
 def main(argv: list[str] | None = None) -> Path:

@@ -44,3 +44,28 @@ class Config:
     tiny_layers: int = 2
     tiny_patch: int = 8
     tiny_projection: int = 32
+    tiny_init: str | None = None
+    """A tiny CLIP pretrained by ``pretrain.py`` (safetensors; relative paths are read from the project folder) to
+    fine-tune from, as the paper fine-tunes OpenAI's pretrained CLIP; None = random initialisation."""
+
+
+@dataclass
+class PretrainConfig:
+    """``pretrain.py``: CLIP's contrastive objective on real synthetic faces and generic captions
+    (:mod:`sjedd.captions`), the offline stand-in for OpenAI's CLIP pretraining (README, Deviations)."""
+
+    seed: int = 0
+    device: str = "auto"
+    n_images: int = 12000  # real frames, one per video
+    identities: tuple[int, int] = (1000, 6000)  # [first, last): disjoint from the detector's identities 0-39
+    family: str = "toon"  # the in-domain family; ``shaded`` stays unseen (the cross-family test)
+    face_size: int = 64
+    tiny_width: int = 64
+    tiny_layers: int = 2
+    tiny_patch: int = 8
+    tiny_projection: int = 32
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    held_out: int = 512  # frames kept out of training to measure caption retrieval

@@ -33,3 +33,21 @@ def task_losses(marg: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         fidelity_loss(marg[:, list(GLOBAL_NODES)], labels[:, list(GLOBAL_NODES)]),
         fidelity_loss(marg[:, list(LOCAL_NODES)], labels[:, list(LOCAL_NODES)]),
     ])
+
+
+def clip_contrastive_loss(image_features: torch.Tensor, text_features: torch.Tensor,
+                          logit_scale: torch.Tensor) -> torch.Tensor:
+    """CLIP's symmetric contrastive objective (Radford et al. 2021, Fig. 3), used by ``pretrain.py`` only.
+
+    With L2-normalised features and s = exp(logit_scale) (clamped at 100, as CLIP does), the logits are
+    s I T^T; the loss is the mean of the cross-entropies of each image over the texts and of each text over the
+    images, the i-th pair being the positive.
+    """
+    if image_features.shape != text_features.shape:
+        raise ValueError(f"image and text features must match, got {tuple(image_features.shape)} and "
+                         f"{tuple(text_features.shape)}")
+    image = torch.nn.functional.normalize(image_features, dim=-1)
+    text = torch.nn.functional.normalize(text_features, dim=-1)
+    logits = logit_scale.exp().clamp(max=100) * image @ text.T
+    target = torch.arange(len(image), device=image.device)
+    return (torch.nn.functional.cross_entropy(logits, target) + torch.nn.functional.cross_entropy(logits.T, target)) / 2

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPVisionConfig, PreTrainedTokenizerFast
 
+from sjedd.captions import caption_vocabulary
 from sjedd.labels import prompts
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -44,8 +45,11 @@ def word_tokenizer(texts: list[str]) -> PreTrainedTokenizerFast:
 
 def tiny_clip(image_size: int = 64, patch_size: int = 8, width: int = 64, layers: int = 2, heads: int = 4,
               projection_dim: int = 32) -> tuple[CLIPModel, PreTrainedTokenizerFast]:
-    """A small CLIP (ViT image tower + text transformer) and its offline tokenizer, for CPU runs and tests."""
-    tokenizer = word_tokenizer(prompts())
+    """A small CLIP (ViT image tower + text transformer) and its offline tokenizer, for CPU runs and tests.
+
+    The vocabulary holds the words of the ten label descriptions and of the pretraining captions
+    (:mod:`sjedd.captions`), so that a CLIP pretrained by ``pretrain.py`` and the detector share one tokenizer."""
+    tokenizer = word_tokenizer(prompts() + caption_vocabulary())
     text = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=width, intermediate_size=2 * width,
                           num_hidden_layers=layers, num_attention_heads=heads, max_position_embeddings=32,
                           bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
@@ -79,9 +83,9 @@ def _features(output) -> torch.Tensor:
     return output.pooler_output if hasattr(output, "pooler_output") else output
 
 
-def encode_images(clip: CLIPModel, images: torch.Tensor) -> torch.Tensor:
-    """Projected CLIP image features of images in [0, 1]: resized to the tower's size (bicubic) and normalised
-    with CLIP's mean and std, as CLIP's preprocessing does."""
+def preprocess(clip: CLIPModel, images: torch.Tensor) -> torch.Tensor:
+    """CLIP pixel values of images in [0, 1]: resized to the tower's size (bicubic) and normalised with CLIP's mean
+    and std, as CLIP's preprocessing does."""
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be (batch, 3, H, W) in [0, 1], got shape {tuple(images.shape)}")
     size = clip.config.vision_config.image_size
@@ -89,7 +93,12 @@ def encode_images(clip: CLIPModel, images: torch.Tensor) -> torch.Tensor:
         images = nn.functional.interpolate(images, size=(size, size), mode="bicubic", align_corners=False)
     mean = images.new_tensor(CLIP_MEAN).view(1, 3, 1, 1)
     std = images.new_tensor(CLIP_STD).view(1, 3, 1, 1)
-    return _features(clip.get_image_features(pixel_values=(images - mean) / std))
+    return (images - mean) / std
+
+
+def encode_images(clip: CLIPModel, images: torch.Tensor) -> torch.Tensor:
+    """Projected CLIP image features (B, projection_dim) of images in [0, 1] (see :func:`preprocess`)."""
+    return _features(clip.get_image_features(pixel_values=preprocess(clip, images)))
 
 
 class JointEmbeddingDetector(nn.Module):
@@ -129,3 +138,28 @@ class BinaryDetector(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> (B,) fake logits."""
         return self.head(encode_images(self.clip, images)).squeeze(-1)
+
+
+def load_pretrained_tiny(clip: CLIPModel, path: str | Path) -> CLIPModel:
+    """Load the weights that ``pretrain.py --export`` wrote into a tiny CLIP of the same config (in place).
+
+    Raises FileNotFoundError naming the file and the command that makes it, or ValueError when the file does not
+    match the model (e.g. a different ``tiny_width``/``tiny_patch``/``face_size``)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no pretrained tiny CLIP at {str(path)!r}; make it with `uv run pretrain.py --config "
+                                "configs/pretrain.yaml --export pretrained` or set tiny_init=null to start from scratch")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise ValueError(f"{path}: not a readable safetensors file ({err})") from err
+    own = clip.state_dict()
+    bad = sorted(set(own) ^ set(state)) + [k for k in own if k in state and own[k].shape != state[k].shape]
+    if bad:
+        raise ValueError(f"{path} does not match this tiny CLIP (tiny_width, tiny_layers, tiny_patch, tiny_projection "
+                         f"and face_size must equal those of its .json); first mismatches: {bad[:4]}")
+    clip.load_state_dict(state)
+    return clip

@@ -3,23 +3,31 @@ config, the data of a config, the per-task losses of a batch, and the mini-batch
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from sjedd.config import Config
 from sjedd.data import FaceSet, ListFileDataset, offline_splits
 from sjedd.graph import marginals
 from sjedd.losses import task_losses
-from sjedd.model import BinaryDetector, JointEmbeddingDetector, load_clip, tiny_clip
+from sjedd.model import BinaryDetector, JointEmbeddingDetector, load_clip, load_pretrained_tiny, tiny_clip
+
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def build_model(cfg: Config) -> torch.nn.Module:
-    """The detector of ``cfg.method`` on a real CLIP (``cfg.clip``) or a tiny one built offline."""
+    """The detector of ``cfg.method`` on a real CLIP (``cfg.clip``) or a tiny one built offline (pretrained by
+    ``pretrain.py`` when ``cfg.tiny_init`` is set)."""
     if cfg.clip is not None:
         clip, tokenizer = load_clip(cfg.clip)
     else:
         clip, tokenizer = tiny_clip(image_size=cfg.face_size, patch_size=cfg.tiny_patch, width=cfg.tiny_width,
                                     layers=cfg.tiny_layers, heads=max(1, cfg.tiny_width // 16),
                                     projection_dim=cfg.tiny_projection)
+        if cfg.tiny_init is not None:
+            path = Path(cfg.tiny_init)
+            load_pretrained_tiny(clip, path if path.is_absolute() or path.exists() else PROJECT / path)
     if cfg.method == "binary":
         return BinaryDetector(clip)
     return JointEmbeddingDetector(clip, tokenizer, normalize=cfg.normalize)
