@@ -328,3 +328,36 @@ def test_an_lcm_scheduler_config_gets_lcm_timesteps(tmp_path):
     lcm = LCMScheduler()
     lcm.set_timesteps(15, original_inference_steps=50)
     assert _timesteps(pipe, 15) == [int(t) for t in lcm.timesteps] != ddim
+
+
+def test_cross_attention_maps_of_a_branch_follow_its_base_then_its_own():
+    heads, R, L = 1, 3, 4  # [S, B0, M0], 2 queries, 4 tokens
+    W = torch.tensor([[1.0, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]])  # swap tokens 1 and 2
+    ctrl = ma.MultiBranchController([ma.BranchControl("replace", W, None, False, torch.zeros(L), torch.zeros(L), 4)],
+                                    num_steps=10, cross_replace_steps=0.3)
+    probs = torch.rand(2 * R * heads, 2, L).softmax(-1)
+    ctrl.step = 1  # (1 + 1) / 10 <= 0.3: replaced by the base's maps, mapped token by token
+    out = ctrl.edit_cross(probs, heads).view(2, R, 2, L)
+    p = probs.view(2, R, 2, L)
+    assert torch.allclose(out[1, 1], p[1, 0] @ W) and torch.equal(out[0], p[0]) and torch.equal(out[1, 2], p[1, 2])
+    ctrl.step = 5  # past cross_replace_steps: the branch keeps its own maps
+    assert torch.equal(ctrl.edit_cross(probs, heads), probs)
+    # refinement: aligned tokens take the base's (re-indexed) map, new tokens (alpha 0) keep their own
+    mapper, alpha = torch.tensor([0, 1, 1, 2]), torch.tensor([1.0, 1.0, 0.0, 1.0])
+    ref = ma.MultiBranchController([ma.BranchControl("refine", mapper, alpha, False, torch.zeros(L), torch.zeros(L),
+                                                     4)], num_steps=10, step=0)
+    out = ref.edit_cross(probs, heads).view(2, R, 2, L)
+    assert torch.allclose(out[1, 1], p[1, 0][:, mapper] * alpha + p[1, 1] * (1 - alpha))
+
+
+def test_replacement_mapper_spreads_multi_token_words_and_aligns_the_tail():
+    class Tok:  # words of one or two "tokens": a word's token count is its number of '+'-separated parts
+        def __call__(self, text, add_special_tokens=True):
+            return type("Out", (), {"input_ids": [0] * (len(text.split("+")) + 2 * add_special_tokens)})()
+
+    W = ma.replacement_mapper(Tok(), "a red cat", "a pur+ple cat", 8)
+    assert W[0, 0] == 1 and W[1, 1] == 1  # <bos>, "a"
+    assert W[2, 2] == W[2, 3] == 1.0  # "red" (1 token) spreads over the two tokens of "pur+ple"
+    assert W[3, 4] == 1 and W[4, 5] == 1 and W[5, 6] == 1  # "cat", then <eos> / padding shifted by one
+    with pytest.raises(ValueError, match="equal word counts"):
+        ma.replacement_mapper(Tok(), "a red cat", "a cat", 8)
