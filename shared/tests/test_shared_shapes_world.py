@@ -103,6 +103,37 @@ def test_edit_records_are_exact():
     assert kinds == set(sw.EDIT_TYPES)
 
 
+def _apply_edit_action(source: str, edit_action: dict) -> str:
+    """PIE-Bench++ semantics, written independently of the generator: edits in order; a swap replaces the first
+    occurrence of its source words, "+" inserts at the (shifted) source position, "-" removes the words."""
+    words, pending = source.split(), [[text, v["action"], v["position"]] for text, v in edit_action.items()]
+    for k, (text, action, pos) in enumerate(pending):
+        if action == "+":
+            words[pos:pos] = text.split()
+            shift = len(text.split())
+        else:
+            old, new = (text.split(), []) if action == "-" else (action.split(), text.split())
+            starts = [i for i in range(len(words)) if words[i:i + len(old)] == old]
+            assert starts, (old, words)
+            words[starts[0]:starts[0] + len(old)] = new
+            shift = len(new) - len(old)
+        for later in pending[k + 1:]:
+            later[2] += shift if later[2] >= pos else 0
+    return " ".join(words)
+
+
+def test_edit_action_rebuilds_the_target_prompt():
+    records = sw.edit_records(300, 11, n_aspects=(1, 3))
+    kinds = set()
+    for r in records:
+        assert _apply_edit_action(r["source_prompt"], r["edit_action"]) == r["target_prompt"], r["edit_action"]
+        for text, v in r["edit_action"].items():
+            if v["action"] not in ("+", "-"):  # a swap's source words name one place in the caption
+                assert r["source_prompt"].count(v["action"]) == 1
+        kinds |= {a["type"] for a in r["aspects"]}
+    assert kinds == set(sw.EDIT_TYPES)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="min_objects"):
         sw.generate(4, 0, min_objects=2, max_objects=1)

@@ -419,7 +419,10 @@ def edit_records(n: int, seed: int, n_aspects: tuple[int, int] = (1, 3), image_s
     ("source_word target_word" of the first aspect), ``mask`` (PIE-Bench RLE over the flattened
     ``image_size``x``image_size`` image, 1 = region to edit, the union over aspects)), PIE-Bench++'s
     (``source_prompt``, ``target_prompt`` (plain), ``edit_action`` {aspect text: {"position": word index in the
-    source, "edit_type": id, "action": "+" | "-" | source words}}, ``aspect_mapping`` and ``blended_words``),
+    source, "edit_type": id, "action": "+" | "-" | source words}}, ``aspect_mapping`` and ``blended_words``;
+    ``edit_action`` rebuilds ``target_prompt`` from ``source_prompt`` under the official semantics: in order, a
+    swap replaces the first occurrence of its source words by the aspect text (both unique in the caption), "+"
+    inserts the text at its source position shifted by the earlier edits, "-" removes the text),
     and, so that an editor's output can be judged exactly, ``aspects`` (per aspect: type, target object index,
     attribute, source and target values, its own RLE ``mask``), ``source_scene`` / ``target_scene``
     (:meth:`Scene.to_dict`), ``target_source_index`` (source index of each target object, None if added),
@@ -479,22 +482,26 @@ def _finish_record(i, src_scene, tgt_scene, aspects, index_map, jit, image_size)
         t = a["type"]
         if t == "change_background":
             marks.add("background")
-            text, action, noun_s, noun_t = f"{a['target']} background", a["source"], "background", "background"
-            pos = len(src_words) - 2
+            text, action = f"{a['target']} background", f"{a['source']} background"
+            noun_s, noun_t, pos = "background", "background", len(src_words) - 2
         elif t == "add_object":
             marks.add((k, "all"))
-            text, action, pos = a["target"], "+", len(src_words) - 4
+            text, action, pos = f"and {a['target']}", "+", len(src_words) - 4  # before "on a ... background"
             noun_s = noun_t = tgt_scene.objects[k].shape
         elif t == "delete_object":
-            text, action = a["source"], "-"
+            # the phrase and one joining "and" go (a delete always leaves at least one object)
             pos = _object_word_index(src_scene, src_index)
+            text, action = (f"{a['source']} and", "-") if src_index == 0 else (f"and {a['source']}", "-")
+            pos = pos if src_index == 0 else pos - 1
             noun_s = noun_t = src_scene.objects[src_index].shape
         else:
             marks.add((k, a["attribute"]))
             o_t, o_s = tgt_scene.objects[k], src_scene.objects[src_index]
-            text = f"{o_t.colour} {o_t.shape}" if a["attribute"] != "size" else f"{o_t.size} {o_t.shape}"
-            action = f"{o_s.colour} {o_s.shape}" if a["attribute"] != "size" else f"{o_s.size} {o_s.shape}"
-            pos = _object_word_index(src_scene, src_index) + ("size", "colour", "shape").index(a["attribute"]) + 1
+            # from the changed word to the position phrase: contiguous, and unique in the caption (one object a slot)
+            first = ("size", "colour", "shape").index(a["attribute"]) + 1
+            text = " ".join(o_t.phrase().split()[first:])
+            action = " ".join(o_s.phrase().split()[first:])
+            pos = _object_word_index(src_scene, src_index) + first
             noun_s, noun_t = o_s.shape, o_t.shape
         edit_action[text] = {"position": pos, "edit_type": EDIT_TYPES[t], "action": action}
         aspect_mapping[text] = [a["type"]]
