@@ -1,6 +1,6 @@
 """Train NL-RAN (or an ablation / baseline) to classify chest CT volumes as COVID-19 / CP / normal.
 
-    uv run train.py                                  # offline default: configs/cpu.yaml, phantom, CPU, ~5 min
+    uv run train.py                                  # offline default: configs/cpu.yaml, phantom, CPU, ~3-7 min
     uv run train.py --smoke                          # seconds (tests)
     uv run train.py arch=resnet3d                    # a baseline under the same budget
     uv run train.py --config configs/paper.yaml --data-root /data/CC-CCII   # the paper's setting

@@ -161,7 +161,7 @@ def test_init_is_he_normal_and_zero_init_units_start_as_identity():
     assert abs(conv.weight.std().item() / (2 / (32 * 27)) ** 0.5 - 1) < 0.1
     units = [m for m in model.modules() if isinstance(m, ResidualUnit3d) and m.shortcut is None]
     x = torch.randn(2, 32, 4, 4, 4)
-    assert units and all(float(u.conv3.weight.abs().sum()) == 0.0 for u in units)
+    assert units and all(not u.conv3.weight.detach().any() for u in units)
     torch.testing.assert_close(model.attention1.trunk(x), x)  # t = 2 identity units
     assert model.nonlocal_block.bn.weight.abs().sum() == 0  # the non-local block stays the identity too
     plain = NLRAN(widths=(8, 32, 64, 128, 256), zero_init_residual=False).eval()
@@ -181,7 +181,7 @@ def _stem_to_head_gradient_ratio(model: NLRAN) -> float:
     model.stem.register_forward_hook(keep("stem"))
     model.final.register_forward_hook(keep("final"))
     torch.manual_seed(6)
-    loss = torch.nn.functional.cross_entropy(model.train()(torch.rand(4, 1, 32, 32, 32)), torch.tensor([0, 1, 2, 0]))
+    loss = torch.nn.functional.cross_entropy(model.train()(torch.rand(4, 1, 16, 16, 16)), torch.tensor([0, 1, 2, 0]))
     loss.backward()
     return float(acts["stem"].grad.norm() / acts["final"].grad.norm())
 
