@@ -1,6 +1,7 @@
 """Train SJEDD (joint image-text embedding + bi-level task weighting) or its baselines.
 
-    uv run train.py                                   # offline default: synthetic faces, tiny CLIP, ~minutes on CPU
+    uv run train.py                                   # offline default: synthetic faces, the tiny CLIP pretrained by
+                                                      # pretrain.py (pretrained/), ~2 minutes on CPU
     uv run train.py method=fixed                      # joint embedding, fixed task weights (ablation)
     uv run train.py method=binary                     # binary-only classifier on the same backbone (baseline)
     uv run train.py --config configs/paper.yaml --data-root /data/ffpp_lists clip=/weights/clip-vit-base-patch32
