@@ -28,10 +28,19 @@ import torch.nn.functional as F
 
 
 class ControlledAttnProcessor:
-    """diffusers ``AttnProcessor`` with a hook on the attention probabilities (``controller(probs, ...)``)."""
+    """diffusers ``AttnProcessor`` with a hook on the attention probabilities (``controller(probs, ...)``).
+
+    Subclasses may also edit the queries, keys and values before the scores (:meth:`edit_qkv`; projects/multiedits
+    exchanges them between branches); here they pass through unchanged.
+    """
 
     def __init__(self, controller, place: str):
         self.controller, self.place = controller, place
+
+    def edit_qkv(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, is_cross: bool,
+                 heads: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B * heads, L, d) queries, keys and values -> the ones attention uses (identity here)."""
+        return query, key, value
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
         is_cross = encoder_hidden_states is not None
@@ -53,6 +62,7 @@ class ControlledAttnProcessor:
             encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
         key, value = attn.to_k(encoder_hidden_states), attn.to_v(encoder_hidden_states)
         query, key, value = (attn.head_to_batch_dim(v) for v in (query, key, value))
+        query, key, value = self.edit_qkv(query, key, value, is_cross, attn.heads)
         probs = attn.get_attention_scores(query, key, attention_mask)  # (B * heads, queries, keys)
         probs = self.controller(probs, is_cross, self.place, attn.heads)
         hidden_states = attn.batch_to_head_dim(torch.bmm(probs, value))
@@ -67,12 +77,13 @@ class ControlledAttnProcessor:
 def install(unet, controller) -> dict:
     """Route every attention layer of ``unet`` through ``controller``; returns the previous processors."""
     previous = dict(unet.attn_processors)
-    procs = {}
-    for name in previous:
-        place = "down" if name.startswith("down") else "up" if name.startswith("up") else "mid"
-        procs[name] = ControlledAttnProcessor(controller, place)
-    unet.set_attn_processor(procs)
+    unet.set_attn_processor({name: ControlledAttnProcessor(controller, place_of(name)) for name in previous})
     return previous
+
+
+def place_of(processor_name: str) -> str:
+    """"down", "mid" or "up": the UNet part an attention processor's name belongs to."""
+    return "down" if processor_name.startswith("down") else "up" if processor_name.startswith("up") else "mid"
 
 
 class AttentionStore:

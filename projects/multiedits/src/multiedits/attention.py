@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from conddiff.attention import refine_alignment
+from conddiff.attention import ControlledAttnProcessor, place_of, refine_alignment
 from multiedits.grouping import word_token_indices
 
 
@@ -178,6 +178,10 @@ class MultiBranchController:
                 acc[res] = acc.get(res, 0) + val.mean(0)
         return new.view_as(probs)
 
+    def __call__(self, probs: torch.Tensor, is_cross: bool, place: str, heads: int) -> torch.Tensor:
+        """The probability hook of conddiff's ``ControlledAttnProcessor``: cross-attention is edited."""
+        return self.edit_cross(probs, heads) if is_cross else probs
+
     # ------------------------------------------------------------------ local blend
     def _blend_maps(self, acc: dict) -> torch.Tensor | None:
         """(r, r, L) at the finest resolution that has cross-attention."""
@@ -220,48 +224,19 @@ class MultiBranchController:
         return out
 
 
-class MultiBranchAttnProcessor:
-    """diffusers ``AttnProcessor`` with the controller's q / k / v exchange and cross-attention edit."""
+class MultiBranchAttnProcessor(ControlledAttnProcessor):
+    """conddiff's controlled diffusers ``AttnProcessor`` with the controller's q / k / v exchange in self-attention
+    and its cross-attention edit on the probabilities."""
 
-    def __init__(self, controller: MultiBranchController):
-        self.controller = controller
+    def __init__(self, controller: MultiBranchController, place: str = "mid"):
+        super().__init__(controller, place)
 
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
-        is_cross = encoder_hidden_states is not None
-        residual = hidden_states
-        if attn.spatial_norm is not None:
-            hidden_states = attn.spatial_norm(hidden_states, temb)
-        input_ndim = hidden_states.ndim
-        if input_ndim == 4:
-            b, c, h, w = hidden_states.shape
-            hidden_states = hidden_states.view(b, c, h * w).transpose(1, 2)
-        batch, seq_len, _ = hidden_states.shape if encoder_hidden_states is None else encoder_hidden_states.shape
-        attention_mask = attn.prepare_attention_mask(attention_mask, seq_len, batch)
-        if attn.group_norm is not None:
-            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
-        query = attn.to_q(hidden_states)
-        if encoder_hidden_states is None:
-            encoder_hidden_states = hidden_states
-        elif attn.norm_cross:
-            encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
-        key, value = attn.to_k(encoder_hidden_states), attn.to_v(encoder_hidden_states)
-        query, key, value = (attn.head_to_batch_dim(x) for x in (query, key, value))
-        if not is_cross:
-            query, key, value = self.controller.exchange_qkv(query, key, value, attn.heads)
-        probs = attn.get_attention_scores(query, key, attention_mask)
-        if is_cross:
-            probs = self.controller.edit_cross(probs, attn.heads)
-        hidden_states = attn.batch_to_head_dim(torch.bmm(probs, value))
-        hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
-        if input_ndim == 4:
-            hidden_states = hidden_states.transpose(-1, -2).reshape(b, c, h, w)
-        if attn.residual_connection:
-            hidden_states = hidden_states + residual
-        return hidden_states / attn.rescale_output_factor
+    def edit_qkv(self, query, key, value, is_cross: bool, heads: int):
+        return (query, key, value) if is_cross else self.controller.exchange_qkv(query, key, value, heads)
 
 
 def install(unet, controller: MultiBranchController) -> dict:
     """Route every attention layer of ``unet`` through ``controller``; returns the previous processors."""
     previous = dict(unet.attn_processors)
-    unet.set_attn_processor({name: MultiBranchAttnProcessor(controller) for name in previous})
+    unet.set_attn_processor({name: MultiBranchAttnProcessor(controller, place_of(name)) for name in previous})
     return previous
