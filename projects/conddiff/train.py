@@ -60,6 +60,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     data_root: str | None = None
+    init_from: str | None = None  # start from the weights of a base-model folder (fine-tuning), e.g. checkpoints/base
 
 
 SMOKE = {"steps": 3, "batch_size": 4, "log_every": 1, "ckpt_every": 2, "warmup_steps": 1, "eval_samples": 4,
@@ -111,6 +112,8 @@ def main(argv: list[str] | None = None) -> Path:
     data = CaptionedImageFolder(cfg.data_root, cfg.data, cfg.seed) if cfg.data_root else ShapesStream(cfg.data,
                                                                                                      cfg.seed)
     pipe = build_pipeline(cfg).to(device)
+    if cfg.init_from and not args.resume:
+        init_weights(pipe, cfg.init_from if Path(cfg.init_from).is_absolute() else str(HERE / cfg.init_from))
     unet, text_encoder = pipe.unet.train(), pipe.text_encoder.train()
     ema_unet, ema_text = copy.deepcopy(unet).eval(), copy.deepcopy(text_encoder).eval()
     params = list(unet.parameters()) + list(text_encoder.parameters())
@@ -172,6 +175,27 @@ def main(argv: list[str] | None = None) -> Path:
     headline = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items())
     run.log(f"headline: {headline}", quiet=args.quiet)
     return run.path
+
+
+def init_weights(pipe: Pipeline, folder: str) -> None:
+    """Copy the weights of a saved base model into ``pipe`` (same architecture). A tensor whose shape differs only
+    in its first dimension (the token embedding after the vocabulary grew) has its common rows copied."""
+    from conddiff.pipeline import load_pipeline
+
+    src = load_pipeline(folder, "cpu")
+    for dst_module, src_module in ((pipe.unet, src.unet), (pipe.text_encoder, src.text_encoder)):
+        own, theirs = dst_module.state_dict(), src_module.state_dict()
+        if set(own) != set(theirs):
+            raise ValueError(f"init_from={folder}: architecture differs (parameters {sorted(set(own) ^ set(theirs))[:4]})")
+        with torch.no_grad():
+            for k, v in own.items():
+                w = theirs[k]
+                if w.shape == v.shape:
+                    v.copy_(w)
+                elif w.shape[1:] == v.shape[1:] and w.shape[0] <= v.shape[0]:
+                    v[: w.shape[0]].copy_(w)
+                else:
+                    raise ValueError(f"init_from={folder}: {k} has shape {tuple(w.shape)}, expected {tuple(v.shape)}")
 
 
 def save_ema_pipeline(pipe: Pipeline, ema_unet, ema_text, path: Path) -> None:

@@ -1,8 +1,14 @@
 """Mechanism 5 -- guidance (survey Sec. 4.5): gradient terms that steer each reverse step.
 
 * :class:`ClassifierGuidance` (Dhariwal & Nichol 2021, Alg. 2, the DDIM form): with a classifier p_φ(y | x_t, t)
-  trained on noisy images, ε̂ = ε̃ - s √(1 - ᾱ_t) ∇_{x_t} log p_φ(y | x_t, t), and the reverse step is re-run with
-  ε̂. No gradient flows through the denoiser.
+  trained on noisy images, ε̂ = ε̃ - s √(1 - ᾱ_t) ∇_{x_t} log p_φ(y | x_t, t). Its contribution to the step is the
+  difference it makes to the reverse step, Δ = step(ε̂) - step(ε̃) (same x_t, same noise), added to the running
+  x_{t-1}; for the DDIM step without clipping Δ = (√(1 - ᾱ_{t-1} - σ²) - √ᾱ_{t-1} √(1 - ᾱ_t) / √ᾱ_t) (ε̂ - ε̃).
+  No gradient flows through the denoiser.
+
+Composition rule (every slot of :mod:`conddiff.sampler`): ``guide(ctx, x_prev)`` receives the running x_{t-1}
+(after the reverse step, the attention slot's local blend and earlier guidance terms) and returns it with its own
+term added; it never recomputes the step from scratch, so what earlier slots did survives.
 * :class:`LossGuidance` (DPS, Chung et al. 2023, Alg. 1; the forward guidance of Universal Guidance / FreeDoM):
   x_{t-1} ← x_{t-1} - ζ_t ∇_{x_t} ℓ(x̂_0(x_t)), the gradient flowing through ε_θ. For a measurement y = A(x),
   :func:`measurement_norm` gives DPS's ℓ = ‖y - A(x̂_0)‖ (its gradient equals ζ/‖y - A(x̂_0)‖ · ½∇‖·‖², the
@@ -46,14 +52,17 @@ class ClassifierGuidance:
             return torch.autograd.grad(logp, x)[0]
 
     def guide(self, ctx, x_prev: torch.Tensor) -> torch.Tensor:
+        """x_{t-1} + Δ with Δ = step(ε̂) - step(ε̃): the guidance term alone, added to the running x_{t-1}."""
         if self.scale == 0:
             return x_prev
-        eps_hat = classifier_guided_eps(ctx.eps.detach(), self.gradient(ctx.x, ctx.t), ctx.abar_t, self.scale)
+        eps = ctx.eps.detach()
+        eps_hat = classifier_guided_eps(eps, self.gradient(ctx.x, ctx.t), ctx.abar_t, self.scale)
         saved_x, ctx.x = ctx.x, ctx.x.detach()
         try:
-            return ctx.reverse_step(eps_hat)
+            delta = ctx.reverse_step(eps_hat) - ctx.reverse_step(eps)
         finally:
             ctx.x = saved_x
+        return x_prev + delta
 
 
 @dataclass

@@ -23,7 +23,10 @@ class DDIMInversion:
 
     ``guidance_scale`` 1 inverts with the conditional ε (the usual choice); > 1 uses CFG during inversion.
     For P2P editing pass each source image twice ([source, target] pairs share the inverted x_T).
+    ``exact_inverse``: the sampler then defaults to no x̂_0 clipping (clipping breaks the round trip).
     """
+
+    exact_inverse = True  # class attribute, read by conddiff.sampler.sample for its clip_x0 default
 
     images: torch.Tensor
     prompts: list[str]

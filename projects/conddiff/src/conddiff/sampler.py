@@ -10,7 +10,15 @@ At each step the slots run in the survey's order (its Sec. 4 worked example, hor
 5. **guidance** (Sec. 4.5) -- gradient terms added to the step (classifier guidance, DPS / universal guidance);
 6. **correction** (Sec. 4.6) -- conditional correction of x_{t-1} (RePaint with resampling, ILVR).
 
-Every slot is optional and any subset combines. A component is any object with the slot's method:
+Every slot is optional and any subset combines: each slot after the reverse step receives the running x_{t-1}
+and returns it with its own contribution (P2P's local blend, a guidance term, a correction), never a step
+recomputed from scratch (``tests/test_conddiff_mechanisms.py`` composes inversion, P2P local blend and
+classifier guidance and checks each contribution).
+
+x̂_0 clipping (``clip_x0``): clipping x̂_0 to [-1, 1] keeps pixel samples in range but breaks the exact inverse of
+DDIM inversion (29 dB -> 16 dB round trip on the committed model). Default per mechanism: on for pixel models,
+**off whenever an inversion component asks for exactness** (``DDIMInversion.exact_inverse = True``; SDEdit is
+stochastic and keeps it on) and off for latent models; an explicit ``clip_x0`` wins. A component is any object with the slot's method:
 ``inversion.start(ctx) -> (x, first_index)``, ``attention.begin_step(ctx)`` / ``attention.after_step(ctx, x)``
 (+ ``attention.controller``), ``blending.predict_eps(ctx) -> ε̃``, ``process.reverse_step(ctx, eps) -> x_{t-1}``,
 ``guidance.guide(ctx, x_prev) -> x_prev``, ``correction.correct(ctx, x_prev) -> x_prev`` and optionally
@@ -109,7 +117,8 @@ def sample(pipe: Pipeline, prompts: list[str], *, steps: int = 25, eta: float = 
         x_T: the starting noise (default: drawn from ``generator``).
         negative_prompts: the "∅" prompts for the unconditional branch (default the null caption "").
         clip_x0: clip x̂_0 to [-1, 1] inside the reverse step (default: on for pixel-space models, off for latent
-            ones, as diffusers' ``clip_sample``); guidance losses see the unclipped x̂_0.
+            ones, as diffusers' ``clip_sample``, and off with an inversion whose ``exact_inverse`` is True, e.g.
+            DDIM inversion); guidance losses see the unclipped x̂_0.
     """
     device = pipe.device
     correction = list(correction) if isinstance(correction, (list, tuple)) else [correction]
@@ -118,8 +127,9 @@ def sample(pipe: Pipeline, prompts: list[str], *, steps: int = 25, eta: float = 
     cond = pipe.encode_prompts(list(prompts))
     uncond = pipe.encode_prompts(negative_prompts or [""] * b)
     grid = ddim_grid(pipe.scheduler.config.num_train_timesteps, steps)
-    ctx = StepContext(pipe, cond, uncond, grid, eta, generator, process=process,
-                      clip_x0=pipe.vae is None if clip_x0 is None else clip_x0)
+    if clip_x0 is None:
+        clip_x0 = pipe.vae is None and not getattr(inversion, "exact_inverse", False)
+    ctx = StepContext(pipe, cond, uncond, grid, eta, generator, process=process, clip_x0=clip_x0)
     # 1. inversion: where the trajectory starts
     first = len(grid) - 1
     if inversion is not None:
