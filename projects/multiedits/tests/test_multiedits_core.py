@@ -236,8 +236,8 @@ def test_attention_exchange_is_a_no_op_for_one_branch_with_no_edit():
     pipe = tiny_pipe(1)
     prompt = "a small blue square at the top on a black background"
     L = pipe.tokenizer.model_max_length
-    control = ma.branch_control(pipe.tokenizer, prompt, prompt, False, [], [], L)
-    assert control.mode == "replace" and torch.equal(control.mapper, torch.eye(L))
+    control = ma.branch_control(pipe.tokenizer, prompt, prompt, False, [], [], L, self_control=True)
+    assert control.mode == "replace" and torch.equal(control.mapper, torch.eye(L)) and control.self_control
     x = torch.randn(1, 3, 16, 16).repeat(6, 1, 1, 1)  # [S, B, M] x [uncond, cond], identical states
     emb = pipe.encode_prompts([""] * 3 + [prompt] * 3)
     for step in (0, 3):  # early (map replacement) and late (mutual self-attention) phases
@@ -250,6 +250,50 @@ def test_attention_exchange_is_a_no_op_for_one_branch_with_no_edit():
     ctrl = ma.MultiBranchController([control], num_steps=4, enabled=False)
     assert torch.allclose(_unet_out(pipe, x, emb, ma.MultiBranchAttnProcessor(ctrl)),
                           _unet_out(pipe, x, emb, AttnProcessor()), atol=1e-5)
+
+
+def test_self_attn_list_rules_on_hand_made_branch_lists():
+    """Official semantics: branches listed in ``self_attn_list`` are passed through uncontrolled."""
+    # rigid, rigid, non-rigid, global (shape_change = not rigid)
+    sc = [False, False, True, True]
+    assert ma.self_attn_list(sc) == [0, 1]  # the demo's computed list: the rigid branches
+    assert ma.self_controlled(sc) == [False, False, True, True]
+    assert ma.self_attn_list(sc, "demo") == [1, 0] and ma.self_controlled(sc, "demo") == [False, False, True, True]
+    assert ma.self_controlled([True, False, True], "official_list") == [True, False, True]
+    assert ma.self_controlled([True, False, True], "demo") == [False, False, True]  # [1, 0] whatever the kinds
+    assert ma.self_controlled([True], "demo") == [False]
+    assert ma.self_controlled([True, False, True], "rigid") == [False, True, False]
+    assert ma.self_controlled([True, False], "none") == [False, False]
+    with pytest.raises(ValueError, match="unknown self-attention rule"):
+        ma.self_attn_list([True], "all")
+
+
+def test_editor_applies_the_self_attention_rule_to_its_branches():
+    from multiedits.grouping import Branch
+
+    pipe = tiny_pipe(1)
+    src = "a small blue square at the top on a black background"
+    b0 = Branch([], "rigid", src.replace("blue", "red"), src, ["red"])
+    b1 = Branch([], "non_rigid", b0.prompt.replace("square", "circle"), b0.prompt, ["circle"])
+    image = torch.rand(1, 3, 16, 16) * 2 - 1
+    for rule, want in (("official_list", [False, True]), ("demo", [False, False]), ("rigid", [True, False])):
+        cfg = EditConfig(steps=2, self_attn_rule=rule)
+        _, ctrl = multi_branch_edit(pipe, image, src, [b0, b1], cfg, torch.Generator().manual_seed(0))
+        assert [b.self_control for b in ctrl.branches] == want, rule
+
+
+def test_uncontrolled_branch_rows_pass_through_the_exchange():
+    """With branch 0 uncontrolled and branch 1 controlled, rows S, B0, M0 keep their own q / k / v."""
+    heads, R = 1, 5
+    mk = lambda c: ma.BranchControl("replace", torch.eye(3), None, c, torch.zeros(3), torch.zeros(3), 3)  # noqa: E731
+    ctrl = ma.MultiBranchController([mk(False), mk(True)], num_steps=10, step=0)
+    q = torch.arange(2.0 * R).view(2 * R, 1, 1)
+    q1, k1, v1 = ctrl.exchange_qkv(q, q + 100, q + 200, heads)
+    rows = q1.view(2, R)
+    assert torch.equal(rows[:, :3], q.view(2, R)[:, :3])  # S, B0, M0 untouched
+    assert torch.equal(rows[:, 3], q.view(2, R)[:, 1]) and torch.equal(rows[:, 4], q.view(2, R)[:, 1])  # base B0
+    none = ma.MultiBranchController([mk(False), mk(False)], num_steps=10, step=0)
+    assert torch.equal(none.exchange_qkv(q, q + 100, q + 200, heads)[0], q)
 
 
 def test_self_attention_exchange_uses_the_previous_branch_as_base():

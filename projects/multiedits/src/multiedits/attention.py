@@ -7,10 +7,17 @@ prompt for j = 0). The base of branch j is S for j = 0 and B_{j-1} otherwise: br
 previous branch, and the queries / keys / values / attention maps are exchanged between adjacent branches
 (official ``register_attention_control_all``):
 
-* **self-attention** (InfEdit's unified attention control, branches with ``self_control``, i.e. rigid ones):
+* **self-attention** (InfEdit's unified attention control, on the branches :func:`self_controlled` selects):
   for the first ``self_replace_steps`` of the schedule B_j takes the base's queries and keys (its own values)
   and M_j the base's queries, keys and values; afterwards M_j queries with B_j's queries into the base's keys
-  and values (mutual self-attention), B_j is unchanged. Both CFG halves are controlled.
+  and values (mutual self-attention), B_j is unchanged. Both CFG halves are controlled. Which branches: the
+  official ``register_attention_control_all(..., self_attn_list)`` passes the branches **listed** in
+  ``self_attn_list`` through *uncontrolled* and controls every other one. ``Edit_demo.ipynb`` computes
+  ``self_attn_list = [i if i not in shape_change else None ...]`` (the rigid branches) but calls
+  ``register_attention_control_all(pipe, controller, self_attn_list=[1, 0])``; our default
+  (``rule="official_list"``) applies the computed list: rigid branches uncontrolled, shape-change branches
+  (non-rigid and global) controlled; ``rule="demo"`` reproduces the hard-coded [1, 0] (branches 0 and 1
+  uncontrolled, later ones controlled); ``rule="rigid"`` is this project's earlier reading (rigid controlled).
 * **cross-attention** (conditional half): for the first ``cross_replace_steps`` B_j's maps are replaced by the
   base's maps mapped to P_j's tokens (P2P word swap, or refinement: aligned tokens take the base's map, new
   tokens keep their own). The base-derived and the mutual-derived maps are accumulated for the local blend.
@@ -79,18 +86,49 @@ def token_indicator(tokenizer, prompt: str, words: list[str], length: int) -> to
     return out
 
 
+SELF_ATTN_RULES = ("official_list", "demo", "rigid", "none")
+
+
+def self_attn_list(shape_change: list[bool], rule: str = "official_list") -> list[int]:
+    """The official ``self_attn_list``: indices of the branches whose self-attention is left **uncontrolled**.
+
+    ``official_list``: the list ``Edit_demo.ipynb`` computes, the non-shape-change (rigid) branches;
+    ``demo``: the list its call hard-codes, [1, 0]; ``rigid``: the shape-change branches (rigid controlled);
+    ``none``: every branch (no self-attention control).
+    """
+    n = len(shape_change)
+    if rule == "official_list":
+        return [i for i in range(n) if not shape_change[i]]
+    if rule == "demo":
+        return [i for i in (1, 0) if i < n]
+    if rule == "rigid":
+        return [i for i in range(n) if shape_change[i]]
+    if rule == "none":
+        return list(range(n))
+    raise ValueError(f"unknown self-attention rule {rule!r}; expected one of {SELF_ATTN_RULES}")
+
+
+def self_controlled(shape_change: list[bool], rule: str = "official_list") -> list[bool]:
+    """Per branch: is its self-attention controlled (= not in :func:`self_attn_list`)?"""
+    listed = set(self_attn_list(shape_change, rule))
+    return [i not in listed for i in range(len(shape_change))]
+
+
 def branch_control(tokenizer, base_prompt: str, prompt: str, shape_change: bool, local_words: list[str],
-                   mutual_words: list[str], length: int) -> BranchControl:
+                   mutual_words: list[str], length: int, self_control: bool | None = None) -> BranchControl:
     """The official per-branch choice: word replacement when the prompts have equal word counts and the branch is
-    not a shape change, else refinement; self-attention control for rigid branches only."""
+    not a shape change, else refinement. ``self_control`` (from :func:`self_controlled`; default: the
+    ``official_list`` rule for a lone branch, i.e. controlled iff ``shape_change``)."""
+    if self_control is None:
+        self_control = shape_change
     n_tokens = len(tokenizer(prompt).input_ids)
     local = token_indicator(tokenizer, prompt, local_words, length)
     mutual = token_indicator(tokenizer, prompt, mutual_words, length)
     if len(base_prompt.split()) == len(prompt.split()) and not shape_change:
-        return BranchControl("replace", replacement_mapper(tokenizer, base_prompt, prompt, length), None, True, local,
-                             mutual, n_tokens)
+        return BranchControl("replace", replacement_mapper(tokenizer, base_prompt, prompt, length), None,
+                             self_control, local, mutual, n_tokens)
     mapper, alpha = refine_alignment(base_prompt.split(), prompt.split(), length)
-    return BranchControl("refine", mapper, alpha, not shape_change, local, mutual, n_tokens)
+    return BranchControl("refine", mapper, alpha, self_control, local, mutual, n_tokens)
 
 
 @dataclass

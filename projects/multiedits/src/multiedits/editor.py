@@ -48,6 +48,9 @@ class EditConfig:
     warmup_steps: int = 6  # anchors on the source up to this step (official `i <= 6`)
     local_blend: bool = True
     clip_x0: bool | None = None  # clip x̂_0 to [-1, 1]: default on for pixel-space models, off for latent ones
+    # which branches get self-attention control (multiedits.attention.self_attn_list): "official_list" (the
+    # demo's computed list: rigid branches uncontrolled), "demo" (its hard-coded [1, 0]), "rigid", "none"
+    self_attn_rule: str = "official_list"
 
 
 @dataclass
@@ -123,8 +126,9 @@ def multi_branch_edit(pipe: Pipeline, image: torch.Tensor, source_prompt: str, b
     clean = pipe.encode(image.to(device))
     clip = (pipe.vae is None) if cfg.clip_x0 is None else cfg.clip_x0
     length = pipe.tokenizer.model_max_length
-    controls = [ma.branch_control(pipe.tokenizer, b.base_prompt, b.prompt, b.shape_change, b.local_words, [], length)
-                for b in branches]
+    controlled = ma.self_controlled([b.shape_change for b in branches], cfg.self_attn_rule)
+    controls = [ma.branch_control(pipe.tokenizer, b.base_prompt, b.prompt, b.shape_change, b.local_words, [], length,
+                                  self_control=c) for b, c in zip(branches, controlled)]
     controller = ma.MultiBranchController(controls, steps, cfg.cross_replace_steps, cfg.self_replace_steps,
                                           cfg.thresh_e, cfg.thresh_m)
     cond_prompts = [source_prompt] + [p for b in branches for p in (b.prompt, b.base_prompt)]

@@ -213,7 +213,8 @@ class Branch:
 
     @property
     def shape_change(self) -> bool:
-        """Official ``shape_change``: non-rigid and global branches use P2P refinement, no self-attention control."""
+        """Official ``shape_change``: non-rigid and global branches use P2P refinement (and, under the official
+        ``self_attn_list`` rule, self-attention control; see ``multiedits.attention.self_attn_list``)."""
         return self.kind != "rigid"
 
 
