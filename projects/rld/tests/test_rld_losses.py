@@ -94,6 +94,21 @@ def test_rld_total_matches_definition(batch):
         assert losses.rld_loss(zs, zt, y, epoch).item() == pytest.approx(expected, rel=1e-9)
 
 
+def test_rld_skips_zero_weight_terms_and_keeps_every_path_exact(batch):
+    """CE from SCD's log-softmax (tau_a = 1) or from its own (tau_a != 1), dropped terms, all-zero weights."""
+    zs, zt, y = batch
+    a = (zs.numpy(), zt.numpy(), y.numpy())
+    for ce_w, alpha, beta, tau_a in ((1.0, 1.0, 8.0, 4.0), (0.0, 1.0, 8.0, 1.0), (2.0, 0.0, 8.0, 1.0),
+                                     (1.0, 3.0, 0.0, 1.0), (0.5, 1.0, 8.0, 2.0)):
+        expected = ce_w * ce_reference(a[0], a[2]) + alpha * scd_reference(*a, tau_a) + beta * mcd_reference(*a, 4.0)
+        got = losses.rld_loss(zs, zt, y, 40, ce_weight=ce_w, alpha=alpha, beta=beta, alpha_temperature=tau_a)
+        assert got.item() == pytest.approx(expected, rel=1e-9)
+    leaf = zs.clone().requires_grad_(True)
+    zero = losses.rld_loss(leaf, zt, y, 40, ce_weight=0.0, alpha=0.0, beta=0.0)
+    zero.backward()
+    assert zero.item() == 0.0 and torch.all(leaf.grad == 0)
+
+
 def test_warmup_scales_only_the_distillation_term(batch):
     zs, zt, y = batch
     ce = F.cross_entropy(zs, y).item()

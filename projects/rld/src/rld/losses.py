@@ -47,24 +47,46 @@ def one_hot_mask(logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 def kl_batchmean(log_p_teacher: torch.Tensor, log_p_student: torch.Tensor) -> torch.Tensor:
     """``sum_c p^T_c (log p^T_c - log p^S_c)`` averaged over rows; both arguments are log-probabilities.
 
-    Entries with ``p^T_c = 0`` (``log p^T_c = -inf``) contribute 0, as in ``F.kl_div``.
+    ``F.kl_div(..., reduction='batchmean', log_target=True)``: no extra full-size masks. Every
+    log-probability built in this module is finite (masked logits are filled with ``-1e9``, never ``-inf``),
+    so entries with ``exp(log p^T) = 0`` contribute exactly 0.
     """
-    p_teacher = log_p_teacher.exp()
-    terms = torch.where(p_teacher > 0, p_teacher * (log_p_teacher - log_p_student), torch.zeros_like(p_teacher))
-    return terms.sum(dim=1).mean()
+    return F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True)
+
+
+def _kl_sum(log_p_teacher: torch.Tensor, log_p_student: torch.Tensor) -> torch.Tensor:
+    """:func:`kl_batchmean` times the batch size (callers fold ``1 / B`` into one scalar weight)."""
+    return F.kl_div(log_p_student, log_p_teacher, reduction="sum", log_target=True)
+
+
+def _scaled(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``logits / temperature`` in float32/64; no copy at ``temperature == 1``."""
+    z = _float(logits)
+    return z if temperature == 1 else z / temperature
+
+
+def binary_from_log_probs(log_p: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``[log p_k, log(1 - p_k)]`` for class ``k = index[b]`` from full log-probabilities ``log_p``, (B, 2).
+
+    ``log(1 - p_k) = lse_{c != k} log p_c`` (class ``k`` scattered to ``-inf``), finite whenever the
+    log-probabilities are, even when ``p_k`` rounds to 0 or 1 (where ``log(sum of probabilities)``, the
+    official form, gives ``-inf``).
+    """
+    idx = index.view(-1, 1)
+    log_rest = torch.logsumexp(log_p.scatter(1, idx, float("-inf")), dim=1, keepdim=True)
+    return torch.cat([log_p.gather(1, idx), log_rest], dim=1)
 
 
 def binary_log_probs(logits: torch.Tensor, index: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``log [p_k, 1 - p_k]`` of ``p = softmax(logits / temperature)`` for class ``k = index[b]``, shape (B, 2).
+    """``log [p_k, 1 - p_k]`` of ``p = softmax(logits / temperature)`` for class ``k = index[b]``, shape (B, 2)."""
+    return binary_from_log_probs(F.log_softmax(_scaled(logits, temperature), dim=1), index)
 
-    Computed as ``[z_k - lse(z), lse(z_{c != k}) - lse(z)]`` (``z = logits / temperature``), which is finite
-    whenever the logits are, even when ``p_k`` rounds to 0 or 1.
-    """
-    z = _float(logits) / temperature
-    log_total = torch.logsumexp(z, dim=1, keepdim=True)
-    log_k = z.gather(1, index.view(-1, 1)) - log_total
-    log_rest = torch.logsumexp(z.masked_fill(one_hot_mask(z, index), float("-inf")), dim=1, keepdim=True) - log_total
-    return torch.cat([log_k, log_rest], dim=1)
+
+def masked_log_softmax(logits: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``log_softmax(masked_fill(logits / temperature, mask, -1e9))``, the official MCD masking."""
+    z = _float(logits)
+    z = z.masked_fill(mask, MASK_FILL) if temperature == 1 else (z / temperature).masked_fill_(mask, MASK_FILL)
+    return F.log_softmax(z, dim=1)
 
 
 def logit_standardize(logits: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
@@ -113,10 +135,15 @@ def scd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, target:
     ground-truth logit is ``p^S_y - p^T_max`` (CE would give ``p^S_y - 1``).
     """
     _check(student_logits, teacher_logits, target)
-    teacher_max = teacher_logits.argmax(dim=1)
-    log_b_teacher = binary_log_probs(teacher_logits, teacher_max, temperature)
-    log_b_student = binary_log_probs(student_logits, target, temperature)
-    return kl_batchmean(log_b_teacher, log_b_student) * temperature**2
+    log_p_student = F.log_softmax(_scaled(student_logits, temperature), dim=1)
+    return _scd_terms(log_p_student, teacher_logits, target, temperature) * (temperature**2 / len(target))
+
+
+def _scd_terms(log_p_student: torch.Tensor, zt: torch.Tensor, target: torch.Tensor,
+               temperature: float) -> torch.Tensor:
+    """``B * KL(b^T || b^S)`` given the student's full log-probabilities at ``tau_a``."""
+    log_b_teacher = binary_log_probs(zt, zt.argmax(dim=1), temperature)
+    return _kl_sum(log_b_teacher, binary_from_log_probs(log_p_student, target))
 
 
 def mcd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, target: torch.Tensor,
@@ -134,10 +161,14 @@ def mcd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, target:
     class is masked and the loss is 0 (uniform vs uniform), as in the official ``masked_fill(-1e9)``.
     """
     _check(student_logits, teacher_logits, target)
-    mask = teacher_ge_mask(teacher_logits, target, strict=strict)
-    log_p_teacher = F.log_softmax((_float(teacher_logits) / temperature).masked_fill(mask, MASK_FILL), dim=1)
-    log_p_student = F.log_softmax((_float(student_logits) / temperature).masked_fill(mask, MASK_FILL), dim=1)
-    return kl_batchmean(log_p_teacher, log_p_student) * temperature**2
+    return _mcd_terms(student_logits, teacher_logits, target, temperature, strict) * (temperature**2 / len(target))
+
+
+def _mcd_terms(zs: torch.Tensor, zt: torch.Tensor, target: torch.Tensor, temperature: float,
+               strict: bool) -> torch.Tensor:
+    """``B * KL(p~^T || p~^S)`` over the classes outside the teacher's mask."""
+    mask = teacher_ge_mask(zt, target, strict=strict)
+    return _kl_sum(masked_log_softmax(zt, mask, temperature), masked_log_softmax(zs, mask, temperature))
 
 
 def rld_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, target: torch.Tensor, epoch: float, *,
@@ -149,20 +180,30 @@ def rld_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, target:
         L = CE_WEIGHT * CE(z^S, y) + min(epoch / WARMUP, 1) * (alpha * L_SCD(tau_a) + beta * L_MCD(tau))
 
     Defaults are the official code's: ``CE_WEIGHT=1, ALPHA=1, BETA=8, ALPHA_T=1, T=4, WARMUP=20``.
-    ``alpha=0`` drops SCD and ``beta=0`` drops MCD (the paper's ablation) without evaluating them.
+    A term whose weight is 0 is not evaluated: ``alpha=0`` drops SCD and ``beta=0`` drops MCD (the paper's
+    ablation), ``ce_weight=0`` drops the CE, and a warm-up factor of 0 (``epoch=0``) drops the distillation.
     ``logit_stand`` applies LSKD logit standardisation to both networks' logits inside the distillation
     terms only (the CE stays on raw logits, as in the official code).
     """
     _check(student_logits, teacher_logits, target)
-    ce = F.cross_entropy(_float(student_logits), target)
     zs, zt = (logit_standardize(student_logits), logit_standardize(teacher_logits)) if logit_stand else (
         student_logits, teacher_logits)
-    distill = ce.new_zeros(())
-    if alpha:
-        distill = distill + alpha * scd_loss(zs, zt, target, alpha_temperature)
-    if beta:
-        distill = distill + beta * mcd_loss(zs, zt, target, temperature, strict=strict)
-    return ce_weight * ce + warmup_factor(epoch, warmup) * distill
+    factor, batch = warmup_factor(epoch, warmup), len(target)
+    terms, log_p_student = [], None
+    if alpha and factor:
+        log_p_student = F.log_softmax(_scaled(zs, alpha_temperature), dim=1)
+        scd = _scd_terms(log_p_student, zt, target, alpha_temperature)
+        terms.append(scd * (factor * alpha * alpha_temperature**2 / batch))
+    if beta and factor:
+        mcd = _mcd_terms(zs, zt, target, temperature, strict)
+        terms.append(mcd * (factor * beta * temperature**2 / batch))
+    if ce_weight:
+        if log_p_student is not None and alpha_temperature == 1 and not logit_stand:
+            ce = F.nll_loss(log_p_student, target)  # SCD already holds log softmax(z^S) at tau_a = 1
+        else:
+            ce = F.cross_entropy(_float(student_logits), target)
+        terms.append(ce_weight * ce)
+    return sum(terms[1:], terms[0]) if terms else _float(student_logits).sum() * 0.0
 
 
 # ---------------------------------------------------------------------------------------------------
