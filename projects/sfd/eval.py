@@ -96,9 +96,9 @@ def figure(cfg: Config, teacher, student, ev, nfe: int, path) -> None:
     with torch.no_grad():
         panels = {
             f"teacher (Heun, {2 * (cfg.ref_steps - 1)} NFE)": ev.reference[:64],
-            f"Euler / DDIM, NFE {nfe}": sample("euler", lambda x, t: teacher(x, t), x_T, t_euler)[-1],
+            f"Euler / DDIM, NFE {nfe}": sample("euler", lambda x, t: teacher(x, t), x_T, t_euler),
             f"DPM++(3M)+AFS, NFE {nfe}": sample("dpmpp", lambda x, t: teacher(x, t), x_T, t_dpm, afs=True,
-                                                thresholding=cfg.thresholding)[-1],
+                                                thresholding=cfg.thresholding),
             f"SFD{'-v' if cfg.step_condition else ''}, NFE {nfe}": student_sample(student, x_T, nfe + 1 + int(cfg.afs),
                                                                                cfg.schedule, cfg.afs),
         }

@@ -49,8 +49,8 @@ def teacher_trajectory(teacher: torch.nn.Module, x_T: torch.Tensor, num_steps: i
                        solver: str = "dpmpp", afs: bool = False, **solver_kwargs) -> list[torch.Tensor]:
     """The teacher's states at the ``num_steps`` student timestamps (every (M + 1)-th state of its run)."""
     t_tea = schedule.teacher(num_steps, M)
-    traj = sample(solver, denoiser_fn(teacher, num_steps), x_T, t_tea, afs=afs, **solver_kwargs)
-    return traj[:: M + 1]
+    return sample(solver, denoiser_fn(teacher, num_steps), x_T, t_tea, afs=afs, return_trajectory=True, stride=M + 1,
+                  **solver_kwargs)
 
 
 def trajectory_loss(student_out: torch.Tensor, teacher_out: torch.Tensor, metric: str = "l1") -> torch.Tensor:
@@ -109,7 +109,7 @@ def student_sample(student: torch.nn.Module, x_T: torch.Tensor, num_steps: int, 
                    afs: bool = True) -> torch.Tensor:
     """Sample with the distilled student: Euler (+ AFS) on ``num_steps`` polynomial timestamps."""
     t_steps = schedule.student(num_steps)
-    return sample("euler", denoiser_fn(student, num_steps), x_T, t_steps, afs=afs)[-1]
+    return sample("euler", denoiser_fn(student, num_steps), x_T, t_steps, afs=afs)
 
 
 def lr_at(iteration: int, total: int, lr: float) -> float:

@@ -17,12 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shared.metrics import frechet_distance, sliced_wasserstein
-from shared.metrics.distribution import frechet_distance_from_stats, gaussian_stats
+# shared.metrics (scikit-learn, SciPy, scikit-image) is imported where it is used, so that ``--help`` and
+# code paths without scoring do not pay for it.
 
 
 def toy_scores(samples: torch.Tensor, data: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
     """SWD to the data, SWD to the teacher reference, and mean L2 to the reference from the same noise."""
+    from shared.metrics import sliced_wasserstein
+
     s, d, r = samples.double().cpu().numpy(), data.double().cpu().numpy(), reference.double().cpu().numpy()
     return {"swd_data": sliced_wasserstein(s, d, n_projections=512),
             "swd_teacher": sliced_wasserstein(s, r, n_projections=512),
@@ -79,6 +81,8 @@ def digits_features(classifier: DigitsClassifier, images: torch.Tensor) -> np.nd
 def digits_scores(samples: torch.Tensor, real: torch.Tensor, reference: torch.Tensor,
                   classifier: DigitsClassifier) -> dict[str, float]:
     """Fréchet distance in classifier features to the real digits and to the teacher reference; L2 to it."""
+    from shared.metrics import frechet_distance
+
     f_s = digits_features(classifier, samples)
     s, r = samples.double().cpu(), reference.double().cpu()
     return {"fd_data": frechet_distance(f_s, digits_features(classifier, real)),
@@ -116,9 +120,13 @@ class InceptionFID:
         return torch.cat(feats).numpy()
 
     def reference_stats(self, images_uint8) -> tuple[np.ndarray, np.ndarray]:
+        from shared.metrics.distribution import gaussian_stats
+
         return gaussian_stats(self.features(images_uint8))
 
     def fid(self, images_uint8, ref_stats: tuple[np.ndarray, np.ndarray]) -> float:
+        from shared.metrics.distribution import frechet_distance_from_stats, gaussian_stats
+
         mu, cov = gaussian_stats(self.features(images_uint8))
         return frechet_distance_from_stats(mu, cov, *ref_stats)
 

@@ -59,7 +59,7 @@ def make_eval_set(cfg: Config, teacher: torch.nn.Module, device: torch.device, n
     x_T = x_T.float().to(device)
     t_ref = polynomial_schedule(cfg.ref_steps, cfg.sigma_min, cfg.sigma_max, cfg.rho)
     with torch.no_grad():
-        reference = batched(lambda x: sample("heun", denoiser_fn(teacher), x, t_ref)[-1], x_T)
+        reference = batched(lambda x: sample("heun", denoiser_fn(teacher), x, t_ref), x_T)
     if cfg.dataset == "toy2d":
         # as many true samples as generated ones: shared.metrics.sliced_wasserstein is fast (a sort) for equal sizes
         return EvalSet(x_T, reference, toy_points(n, seed=seed + 1).to(device))
@@ -86,7 +86,7 @@ def baseline_rows(cfg: Config, teacher: torch.nn.Module, ev: EvalSet, nfe: int) 
                                ("dpmpp", False, "DPM-Solver++(3M)"), ("dpmpp", True, "DPM-Solver++(3M) + AFS")):
         t_steps = polynomial_schedule(nfe + 1 + int(afs), cfg.sigma_min, cfg.sigma_max, cfg.rho)
         kwargs = {"thresholding": cfg.thresholding, "max_order": cfg.max_order} if solver == "dpmpp" else {}
-        out = batched(lambda x: sample(solver, denoiser_fn(teacher), x, t_steps, afs=afs, **kwargs)[-1], ev.x_T)
+        out = batched(lambda x: sample(solver, denoiser_fn(teacher), x, t_steps, afs=afs, **kwargs), ev.x_T)
         rows.append({"method": label, "nfe": nfe, **score(cfg, out, ev)})
     return rows
 

@@ -3,7 +3,11 @@
 EDM form (Karras et al. 2022, Eq. 1 with s(t) = 1, σ(t) = t): x_t = x_0 + t·ε, and the probability-flow ODE is
 dx/dt = (x − D(x, t)) / t for a denoiser D. Every solver here takes such a denoiser ``denoise(x, t)`` (``t`` a
 0-d tensor), a descending 1-D tensor of timestamps ``t_steps`` and the initial state ``x`` at ``t_steps[0]``;
-it returns the trajectory at every timestamp (a list of ``len(t_steps)`` tensors, the first being ``x``).
+it returns the final state only, as the official solvers do by default (``return_inters=False``), or, with
+``return_trajectory=True``, the states at ``t_steps[::stride]`` (a list, the first being ``x``). Keeping the
+whole trajectory costs an allocation per step that is never reused (the official code keeps it only on
+request too). The update arithmetic runs in place on the step's own temporaries, never on ``x`` or on a
+state that was handed out, so the values are bit for bit those of the textbook out-of-place expressions.
 Shapes are free: (B, D) points or (B, C, H, W) images.
 
 NFE accounting (official ``sfd-main/solvers.py``): Euler, DPM-Solver++(3M) and iPNDM use N − 1 network calls for
@@ -108,66 +112,92 @@ def dpmpp_orders(num_steps: int, max_order: int = 3, lower_order_final: bool = T
     return orders
 
 
+def _direction(denoise: Denoiser, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The probability-flow ODE direction (x − D(x, t))/t, a fresh tensor."""
+    return (x - denoise(x, t)).div_(t)
+
+
 def _first_direction(denoise: Denoiser, x: torch.Tensor, t: torch.Tensor, afs: bool) -> torch.Tensor:
-    return afs_direction(x, t) if afs else (x - denoise(x, t)) / t
+    return afs_direction(x, t) if afs else _direction(denoise, x, t)
+
+
+class _Keeper:
+    """Collects ``x`` at ``t_steps[::stride]`` when the trajectory is requested; otherwise keeps nothing."""
+
+    def __init__(self, x: torch.Tensor, return_trajectory: bool, stride: int):
+        if stride < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
+        self.states = [x] if return_trajectory else None
+        self.stride = stride
+
+    def __call__(self, index: int, x: torch.Tensor) -> None:
+        if self.states is not None and index % self.stride == 0:
+            self.states.append(x)
+
+    def result(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        return x if self.states is None else self.states
 
 
 # ---- solvers ------------------------------------------------------------------------------------------
-def euler_sampler(denoise: Denoiser, x: torch.Tensor, t_steps: torch.Tensor, afs: bool = False) -> list[torch.Tensor]:
+def euler_sampler(denoise: Denoiser, x: torch.Tensor, t_steps: torch.Tensor, afs: bool = False,
+                  return_trajectory: bool = False, stride: int = 1) -> torch.Tensor | list[torch.Tensor]:
     """Euler (= DDIM in the EDM form): x_{i+1} = x_i + (t_{i+1} − t_i)·(x_i − D(x_i, t_i))/t_i; AFS at i = 0."""
-    traj = [x]
+    keep = _Keeper(x, return_trajectory, stride)
     for i, (t_cur, t_next) in enumerate(zip(t_steps[:-1], t_steps[1:])):
-        d = _first_direction(denoise, x, t_cur, afs) if i == 0 else (x - denoise(x, t_cur)) / t_cur
-        x = x + (t_next - t_cur) * d
-        traj.append(x)
-    return traj
+        d = _first_direction(denoise, x, t_cur, afs) if i == 0 else _direction(denoise, x, t_cur)
+        x = d.mul_(t_next - t_cur).add_(x)
+        keep(i + 1, x)
+    return keep.result(x)
 
 
-def heun_sampler(denoise: Denoiser, x: torch.Tensor, t_steps: torch.Tensor, afs: bool = False) -> list[torch.Tensor]:
+def heun_sampler(denoise: Denoiser, x: torch.Tensor, t_steps: torch.Tensor, afs: bool = False,
+                 return_trajectory: bool = False, stride: int = 1) -> torch.Tensor | list[torch.Tensor]:
     """EDM's 2nd-order Heun (Karras et al. 2022, Alg. 1 without churn): Euler predictor, trapezoid corrector."""
-    traj = [x]
+    keep = _Keeper(x, return_trajectory, stride)
     for i, (t_cur, t_next) in enumerate(zip(t_steps[:-1], t_steps[1:])):
-        d = _first_direction(denoise, x, t_cur, afs) if i == 0 else (x - denoise(x, t_cur)) / t_cur
+        d = _first_direction(denoise, x, t_cur, afs) if i == 0 else _direction(denoise, x, t_cur)
         x_pred = x + (t_next - t_cur) * d
-        d_next = (x_pred - denoise(x_pred, t_next)) / t_next
-        x = x + (t_next - t_cur) * (0.5 * d + 0.5 * d_next)
-        traj.append(x)
-    return traj
+        d_next = _direction(denoise, x_pred, t_next)
+        x = d.mul_(0.5).add_(d_next.mul_(0.5)).mul_(t_next - t_cur).add_(x)
+        keep(i + 1, x)
+    return keep.result(x)
 
 
 def dpm2_sampler(denoise: Denoiser, x: torch.Tensor, t_steps: torch.Tensor, afs: bool = False,
-                 r: float = 0.5) -> list[torch.Tensor]:
+                 r: float = 0.5, return_trajectory: bool = False, stride: int = 1) -> torch.Tensor | list[torch.Tensor]:
     """DPM-Solver-2 in the EDM form (as in the official ``solvers.py``): an Euler half step to the geometric
     midpoint t_mid = t_next^r·t_cur^{1−r}, then x_next = x + (t_next − t_cur)·((1/2r)·d_mid + (1 − 1/2r)·d)."""
-    traj = [x]
+    keep = _Keeper(x, return_trajectory, stride)
     for i, (t_cur, t_next) in enumerate(zip(t_steps[:-1], t_steps[1:])):
-        d = _first_direction(denoise, x, t_cur, afs) if i == 0 else (x - denoise(x, t_cur)) / t_cur
+        d = _first_direction(denoise, x, t_cur, afs) if i == 0 else _direction(denoise, x, t_cur)
         t_mid = t_next**r * t_cur ** (1 - r)
         x_mid = x + (t_mid - t_cur) * d
-        d_mid = (x_mid - denoise(x_mid, t_mid)) / t_mid
-        x = x + (t_next - t_cur) * ((1 / (2 * r)) * d_mid + (1 - 1 / (2 * r)) * d)
-        traj.append(x)
-    return traj
+        d_mid = _direction(denoise, x_mid, t_mid)
+        x = d_mid.mul_(1 / (2 * r)).add_(d.mul_(1 - 1 / (2 * r))).mul_(t_next - t_cur).add_(x)
+        keep(i + 1, x)
+    return keep.result(x)
 
 
 def ipndm_sampler(denoise: Denoiser, x: torch.Tensor, t_steps: torch.Tensor, afs: bool = False,
-                  max_order: int = 4) -> list[torch.Tensor]:
+                  max_order: int = 4, return_trajectory: bool = False,
+                  stride: int = 1) -> torch.Tensor | list[torch.Tensor]:
     """Improved PNDM (Zhang & Chen 2023): Adams–Bashforth on the direction with order min(max_order, i + 1)."""
     coeffs = {1: (1.0,), 2: (3 / 2, -1 / 2), 3: (23 / 12, -16 / 12, 5 / 12), 4: (55 / 24, -59 / 24, 37 / 24, -9 / 24)}
-    traj, history = [x], []
+    keep, history = _Keeper(x, return_trajectory, stride), []
     for i, (t_cur, t_next) in enumerate(zip(t_steps[:-1], t_steps[1:])):
-        d = _first_direction(denoise, x, t_cur, afs) if i == 0 else (x - denoise(x, t_cur)) / t_cur
+        d = _first_direction(denoise, x, t_cur, afs) if i == 0 else _direction(denoise, x, t_cur)
         history.insert(0, d)
         order = min(max_order, i + 1)
         x = x + (t_next - t_cur) * sum(c * h for c, h in zip(coeffs[order], history[:order]))
         history = history[: max_order - 1]
-        traj.append(x)
-    return traj
+        keep(i + 1, x)
+    return keep.result(x)
 
 
 def dpmpp_sampler(denoise: Denoiser, x: torch.Tensor, t_steps: torch.Tensor, afs: bool = False,
                   max_order: int = 3, lower_order_final: bool = True,
-                  thresholding: bool = False) -> list[torch.Tensor]:
+                  thresholding: bool = False, return_trajectory: bool = False,
+                  stride: int = 1) -> torch.Tensor | list[torch.Tensor]:
     """DPM-Solver++(3M) (Lu et al. 2022, multistep data-prediction updates) in the VE form α = 1, σ = t.
 
     With λ = −log t, h = λ_next − λ_cur and φ₁ = expm1(−h), φ₂ = φ₁/h + 1, φ₃ = φ₂/h − 1/2:
@@ -181,7 +211,7 @@ def dpmpp_sampler(denoise: Denoiser, x: torch.Tensor, t_steps: torch.Tensor, afs
     """
     orders = dpmpp_orders(len(t_steps), max_order, lower_order_final)
     lam = -torch.log(t_steps)
-    traj, x0_hist, lam_hist = [x], [], []
+    keep, x0_hist, lam_hist = _Keeper(x, return_trajectory, stride), [], []
     for i, (t_cur, t_next) in enumerate(zip(t_steps[:-1], t_steps[1:])):
         if i == 0 and afs:
             x0 = x - t_cur * afs_direction(x, t_cur)
@@ -210,13 +240,14 @@ def dpmpp_sampler(denoise: Denoiser, x: torch.Tensor, t_steps: torch.Tensor, afs
                 x_next = x_next + phi2 * d1 - phi3 * d2
         x0_hist, lam_hist = x0_hist[: max_order - 1], lam_hist[: max_order - 1]
         x = x_next
-        traj.append(x)
-    return traj
+        keep(i + 1, x)
+    return keep.result(x)
 
 
 def sample(solver: str, denoise: Denoiser, x: torch.Tensor, t_steps: torch.Tensor, afs: bool = False,
-           **kwargs) -> list[torch.Tensor]:
-    """Run the named solver (one of :data:`SOLVERS`)."""
+           **kwargs) -> torch.Tensor | list[torch.Tensor]:
+    """Run the named solver (one of :data:`SOLVERS`): the final state, or the states at ``t_steps[::stride]``
+    with ``return_trajectory=True, stride=...``."""
     fns = {"euler": euler_sampler, "heun": heun_sampler, "dpm2": dpm2_sampler, "dpmpp": dpmpp_sampler,
            "ipndm": ipndm_sampler}
     if solver not in fns:
