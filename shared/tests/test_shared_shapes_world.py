@@ -100,7 +100,7 @@ def test_edit_records_are_exact():
                 assert getattr(sw.Scene.from_dict(r["target_scene"]).objects[a["object"]], a["attribute"]) == \
                     a["target"]
         assert len(r["blended_words"]) == len(r["aspects"]) and all(len(b.split()) == 2 for b in r["blended_words"])
-    assert kinds == set(sw.EDIT_TYPES)
+    assert kinds == set(sw.EDIT_TYPES) - {"change_texture"}
 
 
 def _apply_edit_action(source: str, edit_action: dict) -> str:
@@ -131,7 +131,64 @@ def test_edit_action_rebuilds_the_target_prompt():
             if v["action"] not in ("+", "-"):  # a swap's source words name one place in the caption
                 assert r["source_prompt"].count(v["action"]) == 1
         kinds |= {a["type"] for a in r["aspects"]}
+    assert kinds == set(sw.EDIT_TYPES) - {"change_texture"}
+
+
+def test_textured_edit_records_rebuild_and_are_exact():
+    records = sw.edit_records(300, 12, n_aspects=(1, 3), textures=True)
+    kinds = set()
+    for r in records:
+        assert _apply_edit_action(r["source_prompt"], r["edit_action"]) == r["target_prompt"], r["edit_action"]
+        src, tgt = sw.render_edit(r)
+        assert src.captions[0] == r["source_prompt"] and tgt.captions[0] == r["target_prompt"]
+        assert tgt.captions[0] == sw.strip_brackets(r["editing_prompt"])
+        changed = (src.images[0] != tgt.images[0]).any(-1)
+        assert (changed <= sw.rle_decode(r["mask"], (32, 32), border=False)).all()
+        for a in r["aspects"]:
+            kinds.add(a["type"])
+            if a["type"] == "change_texture":
+                assert sw.Scene.from_dict(r["target_scene"]).objects[a["object"]].texture == a["target"]
     assert kinds == set(sw.EDIT_TYPES)
+    with pytest.raises(ValueError, match="textures=True"):
+        sw.edit_records(2, 0, edit_types=("change_texture",))
+
+
+def test_texture_rendering_and_captions():
+    plain = sw.ShapeObject("square", "red", "big", "left")
+    checked = sw.ShapeObject("square", "red", "big", "left", "checked")
+    a, b = (
+        sw.render_scenes([sw.Scene("black", (plain,))]), sw.render_scenes([sw.Scene("black", (checked,))]))
+    assert np.array_equal(a.masks, b.masks)
+    assert b.captions[0] == "a big red checked square on the left on a black background"
+    assert a.captions[0] == "a big red square on the left on a black background" and b.texture[0, 0] == 1
+    m = b.masks[0, 0]
+    dark = (sw.COLOUR_RGB[0] * sw.DARK_SHADE).astype(np.uint8)
+    yy, xx = np.mgrid[0:32, 0:32]
+    odd = ((yy // 2 + xx // 2) % 2 == 1)
+    assert (b.images[0][m & odd] == dark).all() and (b.images[0][m & ~odd] == sw.COLOUR_RGB[0]).all()
+    assert (a.images[0][m] == sw.COLOUR_RGB[0]).all()
+    # textures off: the same random stream and scenes as before the attribute existed; on: both textures appear
+    off, on = sw.generate(200, 3), sw.generate(200, 3, textures=True)
+    assert (off.texture[off.shape >= 0] == 0).all() and set(on.texture[on.shape >= 0].tolist()) == {0, 1}
+    assert np.array_equal(off.shape, on.shape) and np.array_equal(off.colour, on.colour)
+    for i in range(len(on)):
+        assert on.scene(i).caption() == on.captions[i] and set(on.captions[i].split()) <= set(sw.VOCABULARY)
+
+
+def test_multi_object_records_put_aspects_on_distinct_objects_with_their_own_masks():
+    records = sw.edit_records(200, 21, n_aspects=(2, 3), min_objects=2, max_objects=3)
+    multi = 0
+    for r in records:
+        tsi = r["target_source_index"]
+        objs = [("src", a["source_object"]) if a["type"] == "delete_object" else ("new", a["object"])
+                if tsi[a["object"]] is None else ("src", tsi[a["object"]])
+                for a in r["aspects"] if a["type"] != "change_background"]
+        assert len(objs) == len(set(objs))  # one aspect per object (the background counts as its own)
+        masks = [sw.rle_decode(a["mask"], (32, 32), border=False) for a in r["aspects"]]
+        union = sw.rle_decode(r["mask"], (32, 32), border=False)
+        assert np.array_equal(np.any(masks, axis=0), union) and all(m.any() for m in masks)
+        multi += len(set(objs)) >= 2
+    assert multi > 50  # many records edit two or more different objects
 
 
 def test_bad_arguments():

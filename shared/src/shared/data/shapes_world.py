@@ -1,7 +1,8 @@
 """Shapes world: procedural captioned scenes with exact masks, and PIE-Bench-style edit records.
 
 A deterministic, vectorised (numpy) generator of small RGB scenes of 1-3 flat-coloured objects on a background,
-with a caption, the exact visible mask of every object and its attribute record. It is the offline default of
+with a caption, the exact visible mask of every object and its attribute record (colour, shape, size, position
+and, with ``textures=True``, texture per object). It is the offline default of
 ``projects/conddiff`` (text-to-image base model and the survey's sampling mechanisms) and
 ``projects/multiedits`` (multi-aspect editing). Tens of thousands of 32x32 scenes render per second on one core
 (see ``projects/conddiff/benchmarks/bench_shapes_world.py``).
@@ -13,11 +14,14 @@ World (the vocabulary is closed; every word of every caption is in :data:`VOCABU
 * sizes :data:`SIZES` = small, big (half-extent 3.5 / 6.5 px at 32x32);
 * positions :data:`POSITIONS` = left, right, top, bottom: four slots (centres (7,16), (25,16), (16,7), (16,25)
   in (x, y) at 32x32, plus an integer jitter of up to ``jitter`` px); each object of a scene has its own slot;
-* backgrounds :data:`BACKGROUNDS` = black, gray, striped (horizontal 2-px stripes of two grays).
+* backgrounds :data:`BACKGROUNDS` = black, gray, striped (horizontal 2-px stripes of two grays);
+* textures :data:`TEXTURES` = plain, checked (a 2-px checkerboard of the colour and its dark shade, 0.45 x RGB),
+  only with ``textures=True``; a plain object's caption has no texture word (so an untextured world is exactly
+  the world without textures), a checked one says "checked" before the shape ("a big red checked circle ...").
 
 Objects are painted in list order (a later object covers an earlier one where two big shapes touch), so
 ``masks[i, k]`` is the *visible* region of object ``k``: the union of the masks is exactly the set of non-
-background pixels and every masked pixel carries the object's colour. Rendering has no anti-aliasing (a pixel
+background pixels and every masked pixel carries the object's colour (or, for a checked object, its dark shade). Rendering has no anti-aliasing (a pixel
 is inside a shape when its centre is), so masks and pixels agree exactly at any ``image_size`` (geometry scales
 with ``image_size / 32``).
 
@@ -52,6 +56,9 @@ COLOURS: tuple[str, ...] = ("red", "green", "blue", "yellow", "white")
 SIZES: tuple[str, ...] = ("small", "big")
 POSITIONS: tuple[str, ...] = ("left", "right", "top", "bottom")
 BACKGROUNDS: tuple[str, ...] = ("black", "gray", "striped")
+TEXTURES: tuple[str, ...] = ("plain", "checked")
+DARK_SHADE = 0.45
+"""A checked object's second colour is DARK_SHADE x its RGB (rounded down)."""
 MAX_OBJECTS = 3
 
 COLOUR_RGB = np.array([[230, 30, 30], [30, 190, 40], [40, 80, 235], [240, 220, 30], [245, 245, 245]], np.uint8)
@@ -66,7 +73,8 @@ _BACKGROUND_RGB = np.array([[0, 0, 0], [128, 128, 128]], np.uint8)  # black, gra
 
 VOCABULARY: tuple[str, ...] = tuple(
     dict.fromkeys(
-        ["a", "and", "on", "the", "at", "background", *SHAPES, *COLOURS, *SIZES, *POSITIONS, *BACKGROUNDS]
+        ["a", "and", "on", "the", "at", "background", *SHAPES, *COLOURS, *SIZES, *POSITIONS, *BACKGROUNDS,
+         *TEXTURES[1:]]
     )
 )
 """Every word a caption or an edit prompt can contain."""
@@ -77,9 +85,11 @@ EDIT_TYPES: dict[str, str] = {
     "delete_object": "3",
     "change_size": "5",
     "change_colour": "6",
+    "change_texture": "7",
     "change_background": "8",
 }
-"""Our edit types -> PIE-Bench ``editing_type_id`` (change size stands in for PIE-Bench's 'change pose')."""
+"""Our edit types -> PIE-Bench ``editing_type_id`` (change size stands in for PIE-Bench's 'change pose', change
+texture for 'change material'; texture edits need ``textures=True``)."""
 
 
 @dataclass(frozen=True)
@@ -90,9 +100,15 @@ class ShapeObject:
     colour: str
     size: str
     position: str
+    texture: str = "plain"
+
+    def words(self) -> list[str]:
+        """The phrase's words: a, size, colour, [texture unless plain], shape, position phrase."""
+        tex = [] if self.texture == "plain" else [self.texture]
+        return ["a", self.size, self.colour, *tex, self.shape, *POSITION_PHRASES[self.position].split()]
 
     def phrase(self) -> str:
-        return f"a {self.size} {self.colour} {self.shape} {POSITION_PHRASES[self.position]}"
+        return " ".join(self.words())
 
 
 @dataclass(frozen=True)
@@ -125,6 +141,11 @@ class ShapesBatch:
     position: np.ndarray
     background: np.ndarray  # int64 (N,)
     captions: list[str]
+    texture: np.ndarray | None = None  # int64 (N, MAX_OBJECTS) index of TEXTURES (-1 absent); None = all plain
+
+    def __post_init__(self):
+        if self.texture is None:
+            self.texture = np.where(self.shape >= 0, 0, -1)
 
     @property
     def n_objects(self) -> np.ndarray:
@@ -136,7 +157,7 @@ class ShapesBatch:
     def scene(self, i: int) -> Scene:
         objs = tuple(
             ShapeObject(SHAPES[self.shape[i, k]], COLOURS[self.colour[i, k]], SIZES[self.size[i, k]],
-                        POSITIONS[self.position[i, k]])
+                        POSITIONS[self.position[i, k]], TEXTURES[self.texture[i, k]])
             for k in range(MAX_OBJECTS) if self.shape[i, k] >= 0
         )
         return Scene(BACKGROUNDS[self.background[i]], objs)
@@ -146,13 +167,15 @@ class ShapesBatch:
 
 
 # --------------------------------------------------------------------------------------------- rendering
-def _captions(shape, colour, size, position, background) -> list[str]:
+def _captions(shape, colour, size, position, background, texture) -> list[str]:
     """Captions from codes through a precomputed phrase table (fast: no per-object formatting)."""
-    table = np.empty((len(SHAPES), len(COLOURS), len(SIZES), len(POSITIONS)), dtype=object)
+    table = np.empty((len(SHAPES), len(COLOURS), len(SIZES), len(POSITIONS), len(TEXTURES)), dtype=object)
     for idx in np.ndindex(table.shape):
-        table[idx] = ShapeObject(SHAPES[idx[0]], COLOURS[idx[1]], SIZES[idx[2]], POSITIONS[idx[3]]).phrase()
+        table[idx] = ShapeObject(SHAPES[idx[0]], COLOURS[idx[1]], SIZES[idx[2]], POSITIONS[idx[3]],
+                                 TEXTURES[idx[4]]).phrase()
     present = shape >= 0
-    phrases = table[np.maximum(shape, 0), np.maximum(colour, 0), np.maximum(size, 0), np.maximum(position, 0)]
+    phrases = table[np.maximum(shape, 0), np.maximum(colour, 0), np.maximum(size, 0), np.maximum(position, 0),
+                    np.maximum(texture, 0)]
     tails = [f" on a {b} background" for b in BACKGROUNDS]
     counts = present.sum(axis=1).tolist()  # objects are always the first slots
     return [" and ".join(p[:c]) + tails[b] for p, c, b in zip(phrases.tolist(), counts, background.tolist())]
@@ -180,7 +203,8 @@ def _object_regions(shape, size, position, jitter_xy, image_size: int) -> np.nda
     )
 
 
-def _render(shape, colour, size, position, background, jitter_xy, image_size: int) -> tuple[np.ndarray, np.ndarray]:
+def _render(shape, colour, size, position, background, jitter_xy, image_size: int,
+            texture=None) -> tuple[np.ndarray, np.ndarray]:
     """Vectorised rasteriser: images (N, H, W, 3) uint8 and visible masks (N, K, H, W) bool.
 
     Each distinct (shape, size, position, jitter) object is rasterised once and gathered (scenes repeat them
@@ -207,6 +231,14 @@ def _render(shape, colour, size, position, background, jitter_xy, image_size: in
                         np.broadcast_to(_BACKGROUND_RGB[1], (image_size, 3)), _STRIPE_RGB[stripe_rows]])
     bg_table = np.broadcast_to(_pack(bg_rows)[:, :, None], (len(BACKGROUNDS), image_size, image_size))
     palette = np.concatenate([np.zeros((n, 1), np.uint32), _pack(COLOUR_RGB)[np.maximum(colour, 0)]], axis=1)
+    checked = texture is not None and bool((texture > 0).any())
+    if checked:  # the second colour of each object: its dark shade when checked, else its own colour
+        dark = _pack((COLOUR_RGB.astype(np.float64) * DARK_SHADE).astype(np.uint8))[np.maximum(colour, 0)]
+        palette_dark = np.concatenate([np.zeros((n, 1), np.uint32),
+                                       np.where(texture > 0, dark, palette[:, 1:])], axis=1)
+        cell = max(1, round(2 * image_size / 32.0))
+        yy, xx = np.mgrid[0:image_size, 0:image_size] // cell
+        checker = ((yy + xx) % 2 == 1)[None]
     weight = np.arange(1, k + 1, dtype=np.uint8)[None, :, None, None]
     images = np.empty((n, image_size, image_size, 3), np.uint8)
     masks = np.empty((n, k, image_size, image_size), bool)
@@ -219,19 +251,23 @@ def _render(shape, colour, size, position, background, jitter_xy, image_size: in
         masks[sl] = label[:, None] == weight
         offset = np.arange(len(label), dtype=np.intp)[:, None, None] * (k + 1)
         rgb = np.take(palette[sl].reshape(-1), offset + label)
+        if checked:
+            rgb = np.where(checker, np.take(palette_dark[sl].reshape(-1), offset + label), rgb)
         packed = np.where(label > 0, rgb, bg_table[background[sl]])
         images[sl] = packed.view(np.uint8).reshape(*packed.shape, 4)[..., :3]
     return images, masks
 
 
-def _batch(shape, colour, size, position, background, jitter_xy, image_size) -> ShapesBatch:
-    images, masks = _render(shape, colour, size, position, background, jitter_xy, image_size)
+def _batch(shape, colour, size, position, background, jitter_xy, image_size, texture=None) -> ShapesBatch:
+    if texture is None:
+        texture = np.where(shape >= 0, 0, -1)
+    images, masks = _render(shape, colour, size, position, background, jitter_xy, image_size, texture)
     return ShapesBatch(images, masks, shape, colour, size, position, background,
-                       _captions(shape, colour, size, position, background))
+                       _captions(shape, colour, size, position, background, texture), texture)
 
 
 def generate(n: int, seed: int, image_size: int = 32, min_objects: int = 1, max_objects: int = 3,
-             jitter: int = 1) -> ShapesBatch:
+             jitter: int = 1, textures: bool = False) -> ShapesBatch:
     """``n`` random scenes, deterministic in ``seed`` (same seed and arguments -> identical batch).
 
     Args:
@@ -240,6 +276,8 @@ def generate(n: int, seed: int, image_size: int = 32, min_objects: int = 1, max_
         image_size: side in px (geometry is defined at 32 and scaled).
         min_objects, max_objects: the object count is uniform in [min_objects, max_objects] (1 <= . <= 3).
         jitter: integer jitter (px at 32x32) of each object's centre, uniform in [-jitter, jitter].
+        textures: draw each object's texture uniformly from :data:`TEXTURES` (default: all plain, and the
+            random stream, hence every batch, is the same as without the texture attribute).
     """
     if not 1 <= min_objects <= max_objects <= MAX_OBJECTS:
         raise ValueError(f"need 1 <= min_objects <= max_objects <= {MAX_OBJECTS}, got {min_objects}, {max_objects}")
@@ -255,12 +293,13 @@ def generate(n: int, seed: int, image_size: int = 32, min_objects: int = 1, max_
     position = np.where(present, slot_perm, -1)
     background = rng.integers(0, len(BACKGROUNDS), n)
     jitter_xy = rng.integers(-jitter, jitter + 1, (n, MAX_OBJECTS, 2)).astype(np.float64)
-    return _batch(shape, colour, size, position, background, jitter_xy, image_size)
+    texture = np.where(present, rng.integers(0, len(TEXTURES), (n, MAX_OBJECTS)) if textures else 0, -1)
+    return _batch(shape, colour, size, position, background, jitter_xy, image_size, texture)
 
 
 def _codes(scenes: list[Scene]) -> tuple[np.ndarray, ...]:
     n = len(scenes)
-    codes = np.full((4, n, MAX_OBJECTS), -1, dtype=np.int64)
+    codes = np.full((5, n, MAX_OBJECTS), -1, dtype=np.int64)
     background = np.empty(n, dtype=np.int64)
     for i, s in enumerate(scenes):
         if not 1 <= len(s.objects) <= MAX_OBJECTS:
@@ -270,16 +309,16 @@ def _codes(scenes: list[Scene]) -> tuple[np.ndarray, ...]:
         background[i] = BACKGROUNDS.index(s.background)
         for k, o in enumerate(s.objects):
             codes[:, i, k] = (SHAPES.index(o.shape), COLOURS.index(o.colour), SIZES.index(o.size),
-                              POSITIONS.index(o.position))
+                              POSITIONS.index(o.position), TEXTURES.index(o.texture))
     return (*codes, background)
 
 
 def render_scenes(scenes: list[Scene], image_size: int = 32, jitter_xy: np.ndarray | None = None) -> ShapesBatch:
     """Render given scenes (``jitter_xy`` (N, 3, 2) px offsets at 32x32; default none)."""
-    shape, colour, size, position, background = _codes(list(scenes))
+    shape, colour, size, position, texture, background = _codes(list(scenes))
     if jitter_xy is None:
         jitter_xy = np.zeros((len(scenes), MAX_OBJECTS, 2))
-    return _batch(shape, colour, size, position, background, np.asarray(jitter_xy, np.float64), image_size)
+    return _batch(shape, colour, size, position, background, np.asarray(jitter_xy, np.float64), image_size, texture)
 
 
 # ------------------------------------------------------------------------------------ PIE-Bench masks
@@ -337,8 +376,9 @@ def _marked_caption(scene: Scene, marks: set) -> str:
     for k, o in enumerate(scene.objects):
         if k:
             words.append("and"), marked.append((k, "all") in marks)
-        phrase = ["a", o.size, o.colour, o.shape, *POSITION_PHRASES[o.position].split()]
-        fields = [None, "size", "colour", "shape", None, None, None]
+        phrase = o.words()
+        fields = [None, "size", "colour", *(["texture"] if o.texture != "plain" else []), "shape"]
+        fields += [None] * (len(phrase) - len(fields))
         for w, f in zip(phrase, fields):
             words.append(w)
             marked.append((k, "all") in marks or (f is not None and (k, f) in marks))
@@ -347,7 +387,7 @@ def _marked_caption(scene: Scene, marks: set) -> str:
     return _bracket(words, marked)
 
 
-def _propose(rng, scene: Scene, kind: str, touched: set[int]) -> tuple[Scene, dict] | None:
+def _propose(rng, scene: Scene, kind: str, touched: set[int], textured: bool = False) -> tuple[Scene, dict] | None:
     """One aspect edit of ``kind`` on ``scene`` touching an object not in ``touched``; None if impossible."""
     objs = list(scene.objects)
     free = [k for k in range(len(objs)) if k not in touched]
@@ -363,7 +403,7 @@ def _propose(rng, scene: Scene, kind: str, touched: set[int]) -> tuple[Scene, di
         if len(objs) >= MAX_OBJECTS or not slots:
             return None
         o = ShapeObject(str(rng.choice(SHAPES)), str(rng.choice(COLOURS)), str(rng.choice(SIZES)),
-                        str(rng.choice(slots)))
+                        str(rng.choice(slots)), str(rng.choice(TEXTURES)) if textured else "plain")
         return Scene(scene.background, (*objs, o)), {"type": kind, "object": len(objs), "attribute": "object",
                                                      "source": None, "target": o.phrase()}
     if not free:
@@ -376,7 +416,7 @@ def _propose(rng, scene: Scene, kind: str, touched: set[int]) -> tuple[Scene, di
         return Scene(scene.background, tuple(objs)), {"type": kind, "object": k, "attribute": "object",
                                                       "source": gone.phrase(), "target": None}
     field, choices = {"change_object": ("shape", SHAPES), "change_colour": ("colour", COLOURS),
-                      "change_size": ("size", SIZES)}[kind]
+                      "change_size": ("size", SIZES), "change_texture": ("texture", TEXTURES)}[kind]
     old = getattr(objs[k], field)
     new = str(rng.choice([c for c in choices if c != old]))
     objs[k] = dataclasses.replace(objs[k], **{field: new})
@@ -410,8 +450,8 @@ def render_edit(record: dict, image_size: int | None = None) -> tuple[ShapesBatc
 
 
 def edit_records(n: int, seed: int, n_aspects: tuple[int, int] = (1, 3), image_size: int = 32,
-                 min_objects: int = 1, max_objects: int = 3, edit_types: tuple[str, ...] = tuple(EDIT_TYPES),
-                 jitter: int = 1) -> list[dict]:
+                 min_objects: int = 1, max_objects: int = 3, edit_types: tuple[str, ...] | None = None,
+                 jitter: int = 1, textures: bool = False) -> list[dict]:
     """``n`` PIE-Bench-style multi-aspect edit records on random source scenes (deterministic in ``seed``).
 
     Each record is a JSON-ready dict with PIE-Bench's keys (``original_prompt``, ``editing_prompt`` with the
@@ -428,11 +468,16 @@ def edit_records(n: int, seed: int, n_aspects: tuple[int, int] = (1, 3), image_s
     (:meth:`Scene.to_dict`), ``target_source_index`` (source index of each target object, None if added),
     ``jitter_xy`` and ``image_size``. Render with :func:`render_edit`.
 
-    Aspects touch distinct objects; a delete is only ever the first aspect (it re-indexes the objects); the
-    number of aspects is uniform in ``n_aspects`` (fewer when the scene allows no more).
+    Aspects touch distinct objects (or the background); a delete is only ever the first aspect (it re-indexes the
+    objects); the number of aspects is uniform in ``n_aspects`` (fewer when the scene allows no more).
+    ``edit_types`` defaults to every type of :data:`EDIT_TYPES` (``change_texture`` only with ``textures``).
     """
+    if edit_types is None:
+        edit_types = tuple(t for t in EDIT_TYPES if textures or t != "change_texture")
+    if "change_texture" in edit_types and not textures:
+        raise ValueError("change_texture edits need textures=True")
     rng = np.random.default_rng(seed)
-    base = generate(n, int(rng.integers(2**31)), image_size, min_objects, max_objects, jitter)
+    base = generate(n, int(rng.integers(2**31)), image_size, min_objects, max_objects, jitter, textures)
     jitter_all = rng.integers(-jitter, jitter + 1, (n, MAX_OBJECTS, 2))
     records = []
     for i in range(n):
@@ -443,7 +488,7 @@ def edit_records(n: int, seed: int, n_aspects: tuple[int, int] = (1, 3), image_s
         for kind in rng.permutation(list(edit_types)):
             if len(aspects) == want:
                 break
-            proposal = _propose(rng, scene, str(kind), touched)
+            proposal = _propose(rng, scene, str(kind), touched, textures)
             if proposal is None:
                 continue
             scene, aspect = proposal
@@ -497,10 +542,13 @@ def _finish_record(i, src_scene, tgt_scene, aspects, index_map, jit, image_size)
         else:
             marks.add((k, a["attribute"]))
             o_t, o_s = tgt_scene.objects[k], src_scene.objects[src_index]
-            # from the changed word to the position phrase: contiguous, and unique in the caption (one object a slot)
-            first = ("size", "colour", "shape").index(a["attribute"]) + 1
-            text = " ".join(o_t.phrase().split()[first:])
-            action = " ".join(o_s.phrase().split()[first:])
+            # from the changed word to the position phrase: contiguous, and unique in the caption (one object a slot);
+            # a texture edit starts after the colour (where "checked" is or goes)
+            first = {"size": 1, "colour": 2, "texture": 3, "shape": 3}[a["attribute"]]
+            if a["attribute"] == "shape" and o_s.texture != "plain":
+                first = 4
+            text = " ".join(o_t.words()[first:])
+            action = " ".join(o_s.words()[first:])
             pos = _object_word_index(src_scene, src_index) + first
             noun_s, noun_t = o_s.shape, o_t.shape
         edit_action[text] = {"position": pos, "edit_type": EDIT_TYPES[t], "action": action}
@@ -528,8 +576,8 @@ def _finish_record(i, src_scene, tgt_scene, aspects, index_map, jit, image_size)
 
 
 def _object_word_index(scene: Scene, k: int) -> int:
-    """Index of object k's leading 'a' in the caption's words (each phrase is 7 words plus 'and')."""
-    return 8 * k
+    """Index of object k's leading 'a' in the caption's words (each earlier phrase plus its joining 'and')."""
+    return sum(len(o.words()) + 1 for o in scene.objects[:k])
 
 
 def strip_brackets(prompt: str) -> str:
@@ -538,7 +586,7 @@ def strip_brackets(prompt: str) -> str:
 
 
 __all__ = [
-    "BACKGROUNDS", "COLOURS", "COLOUR_RGB", "EDIT_TYPES", "HALF_EXTENT", "MAX_OBJECTS", "POSITIONS",
+    "BACKGROUNDS", "COLOURS", "COLOUR_RGB", "DARK_SHADE", "EDIT_TYPES", "TEXTURES", "HALF_EXTENT", "MAX_OBJECTS", "POSITIONS",
     "POSITION_PHRASES", "SHAPES", "SIZES", "SLOT_CENTRES", "VOCABULARY", "Scene", "ShapeObject", "ShapesBatch",
     "edit_records", "generate", "render_edit", "render_scenes", "rle_decode", "rle_encode", "strip_brackets",
 ]
