@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from shared.data.inpainting import (INPAINT_METHODS, exemplar_fill, inpaint, inpainting_dataset, random_mask)
+from shared.data.inpainting import INPAINT_METHODS, exemplar_fill, inpaint, inpainting_dataset, random_mask
 
 
 def test_masks_in_range_and_kinds():

@@ -29,3 +29,21 @@ def test_sync_and_check(tmp_path):
     readme.write_text(readme.read_text().replace("#main", "#other"))
     with pytest.raises(ValueError, match="no table 'other'"):
         sync_readme(readme, write=False)
+
+
+def test_default_output_format_check(tmp_path):
+    from shared.results import check_default_output, output_shape
+
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- default-output -->\n```text\nrun folder: runs/20261127-175128-rld-digits\n"
+                      "rld student: last-epoch test accuracy 0.9454 (best 0.9543 at epoch 93)\n```\n"
+                      "<!-- /default-output -->\n")
+    printed = ("progress...\nrun folder: /tmp/x/runs/20261206-101010-rld-digits\n"
+               "rld student: last-epoch test accuracy 0.5 (best 0.61 at epoch 3)\n")
+    check_default_output(readme, printed)
+    assert output_shape("acc 0.95 at epoch 93") == ["acc # at epoch #"]
+    with pytest.raises(AssertionError, match="does not print"):
+        check_default_output(readme, printed.replace("test accuracy", "accuracy"))
+    readme.write_text("no quoted output")
+    with pytest.raises(ValueError, match="quotes no default-run output"):
+        check_default_output(readme, printed)

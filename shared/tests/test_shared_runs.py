@@ -136,16 +136,16 @@ def test_corrupt_and_missing_checkpoints(tmp_path):
     run = RunDir.create(tmp_path, "c")
     m = torch.nn.Linear(2, 2)
     path = run.save_checkpoint("last", {"model": m})
-    with pytest.raises(FileNotFoundError, match="the run folder has \\['last'\\]"):
+    with pytest.raises(FileNotFoundError, match="the folder has \\['last'\\]"):
         run.load_checkpoint("best", {"model": m})
     with pytest.raises(ValueError, match="no weights for module 'teacher'"):
         load_modules(path, {"teacher": m})
     with pytest.raises(ValueError, match="does not match"):
         load_modules(path, {"model": torch.nn.Linear(3, 2)})
-    path.write_bytes(b"garbage")
-    with pytest.raises(ValueError, match="corrupt"):
+    (path / "weights.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="weights.safetensors does not match its manifest"):
         run.load_checkpoint("last", {"model": m})
     (run.path / "eval.json").write_text("{trunc")
     with pytest.raises(ValueError, match="not valid JSON"):
         run.read_json("eval.json")
-    json.loads((run.checkpoints / "last.json").read_text())  # side state untouched by the failures
+    json.loads((path / "state.json").read_text())  # side state untouched by the failures

@@ -90,6 +90,41 @@ def result_blocks(readme: str | Path) -> list[str]:
     return [m["ref"] for m in BLOCK.finditer(Path(readme).read_text())]
 
 
+OUTPUT = re.compile(r"<!-- default-output -->\n```text\n(?P<body>.*?)```\n<!-- /default-output -->", re.DOTALL)
+_NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
+_RUN = re.compile(r"\S*runs/\d{8}-\d{6}-[\w.-]+")
+
+
+def quoted_output(readme: str | Path) -> str:
+    """The default-run output a README quotes between ``<!-- default-output -->`` and ``<!-- /default-output -->``."""
+    match = OUTPUT.search(Path(readme).read_text())
+    if match is None:
+        raise ValueError(f"{readme} quotes no default-run output: expected a ```text block between "
+                         "<!-- default-output --> and <!-- /default-output -->")
+    return match["body"]
+
+
+def output_shape(text: str) -> list[str]:
+    """Lines with run folders written ``runs/<run>`` and every number written ``#`` (the format, not the values)."""
+    lines = [_NUMBER.sub("#", _RUN.sub("runs/<run>", line.strip())) for line in text.splitlines()]
+    return [line for line in lines if line]
+
+
+def check_default_output(readme: str | Path, output: str) -> None:
+    """Assert that every line a README quotes from the default run appears, in order, in ``output`` (format only).
+
+    Project smoke tests call it with the stdout of ``train.py --smoke``: the numbers differ, the lines must not.
+    """
+    quoted, actual = output_shape(quoted_output(readme)), output_shape(output)
+    position = 0
+    for line in quoted:
+        try:
+            position = actual.index(line, position) + 1
+        except ValueError:
+            raise AssertionError(f"{readme} quotes the line\n  {line}\nwhich the run does not print (in this order); "
+                                 "the run printed:\n  " + "\n  ".join(actual)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Render README results tables from results/*.json.")
     parser.add_argument("readmes", nargs="+", type=Path)

@@ -13,7 +13,6 @@ from skimage.metrics import structural_similarity
 
 from shared.metrics.classification import as_numpy
 
-
 _SSIM_PAD = 5  # (11 - 1) // 2: the Gaussian window of sigma 1.5 is 11 pixels wide
 
 

@@ -20,6 +20,11 @@ from typing import Any
 import yaml
 
 
+#: Torch's CPU thread count for every run unless ``--threads`` says otherwise: fixed, because results on CPU depend on
+#: it (reduction order), so that the same command gives the same numbers on any machine with at least this many cores.
+DEFAULT_THREADS = 2
+
+
 def config_to_dict(cfg) -> dict[str, Any]:
     """A JSON-ready dict of a (possibly nested) config dataclass."""
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
@@ -196,6 +201,9 @@ def build_parser(config_cls, description: str = "") -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--deterministic", action="store_true", help="ask torch for deterministic kernels")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                        help=f"CPU threads for torch (default {DEFAULT_THREADS}, fixed so that a run's numbers do not "
+                             "depend on the machine's core count)")
     return parser
 
 

@@ -1,19 +1,17 @@
-"""The run folder of the project contract, and safetensors checkpoints with resumable side state.
+"""The run folder of the project contract.
 
 Layout::
 
     runs/<YYYYmmdd>-<HHMMSS>-<tag>/
-      config.json        {"config": {...resolved dataclass...}, "meta": {versions, argv, created}}
-      metrics.jsonl      one JSON object per logged step/epoch
+      config.json        {"config": {...resolved dataclass...}, "meta": {versions, argv, threads, created, resumes}}
+      status.json        {"state": "running" | "finished", ...}: eval.py refuses an unfinished run
+      metrics.jsonl      one JSON object per logged step/epoch (non-finite values stop the run)
       log.txt            the printed log lines
-      checkpoints/
-        <name>.safetensors   weights of every module, keys "<module>.<parameter>"
-        <name>.json          step/epoch, python and numpy RNG state, anything JSON the trainer adds
-        <name>.pt            optimizer/scheduler state and torch RNG state (tensors only; weights_only=True)
-      eval.json
+      checkpoints/<name>/    atomic checkpoint sets (see shared.runs.checkpoint)
+      eval.json          {"train": {...}, "eval": {...}, ...}: one section per writer, merged, never replaced
 
-Every file is written to a temporary name and moved into place, so a run killed mid-write keeps its
-previous checkpoint intact.
+Nothing inside a run folder names an absolute path of the folder itself, so a copied run folder resumes and
+evaluates on its own files.
 """
 
 from __future__ import annotations
@@ -21,9 +19,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
 import os
 import platform
-import random
 import subprocess
 import sys
 import time
@@ -33,10 +31,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
+from shared.runs import checkpoint as ckpt
+from shared.runs.checkpoint import CheckpointInfo
 from shared.runs.cli import apply_overrides, config_to_dict
+from shared.runs.errors import DivergenceError
 
 
 def package_versions(*packages: str) -> dict[str, str]:
@@ -63,48 +62,25 @@ def _atomic_write(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
-def _rng_state() -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    py_version, py_state, py_gauss = random.getstate()
-    json_state = {"numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-                  "python": [py_version, list(py_state), py_gauss]}
-    tensors = {"torch_cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for i, state in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"torch_cuda_{i}"] = state
-    return json_state, tensors
-
-
-def _set_rng_state(json_state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
-    kind, keys, pos, has_gauss, cached = json_state["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    py_version, py_state, py_gauss = json_state["python"]
-    random.setstate((py_version, tuple(py_state), py_gauss))
-    torch.set_rng_state(tensors["torch_cpu"])
-    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("torch_cuda_")]
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)
-
-
 def load_modules(path: str | Path, modules: dict[str, torch.nn.Module], strict: bool = True) -> None:
-    """Load ``<module>.<param>`` weights from a safetensors file into ``modules`` (a clear error if corrupt)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint '{path}' does not exist; expected a .safetensors file written by train.py")
-    try:
-        tensors = load_file(path)
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(f"checkpoint '{path}' is corrupt or not a safetensors file: {err}") from err
-    for key, module in modules.items():
-        prefix = f"{key}."
-        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        if not state and strict:
-            raise ValueError(f"checkpoint '{path}' holds no weights for module {key!r}; "
-                             f"it has {sorted({k.split('.')[0] for k in tensors})}")
-        try:
-            module.load_state_dict(state, strict=strict)
-        except RuntimeError as err:
-            raise ValueError(f"checkpoint '{path}' does not match module {key!r} (wrong config?): {err}") from err
+    """Load ``<module>.<param>`` weights from a safetensors file or checkpoint set folder (a clear error if not)."""
+    ckpt.load_weights(path, modules, strict=strict)
+
+
+def _relative_argv(argv: list[str], out: Path) -> list[str]:
+    """``argv`` with the run's parent folder written as ``<out>`` (no absolute path of the run in its files)."""
+    out_abs = str(out.resolve())
+    return [a.replace(out_abs, "<out>") if isinstance(a, str) else a for a in argv]
+
+
+def _finite_or_none(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_none(v) for v in obj]
+    return obj
 
 
 class RunDir:
@@ -159,7 +135,7 @@ class RunDir:
     def write_config(self, cfg, *packages: str, **extra: Any) -> dict[str, Any]:
         """Write the resolved config dataclass (or dict) with versions, argv and time to ``config.json``."""
         config = config_to_dict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
-        meta = {"versions": package_versions(*packages), "argv": sys.argv,
+        meta = {"versions": package_versions(*packages), "argv": _relative_argv(sys.argv, self.path.parent),
                 "created": dt.datetime.now().isoformat(timespec="seconds"), **extra}
         self.write_json("config.json", {"config": config, "meta": meta})
         return config
@@ -179,15 +155,31 @@ class RunDir:
 
     def log_metrics(self, **row: Any) -> None:
         """Append one JSON object (plus ``time``, seconds since this RunDir was made) to ``metrics.jsonl``."""
+        for key, value in row.items():
+            if isinstance(value, (float, np.floating, torch.Tensor)) and not _finite(value):
+                where = next((f"{k} {row[k]}" for k in ("step", "epoch", "iteration") if k in row), "this step")
+                raise DivergenceError(f"training diverged at {where}: metric {key} = {value}. The run stopped before "
+                                      "saving anything non-finite; lower the learning rate or check the inputs.")
         row = {**row, "time": round(time.time() - self._start, 3)}
         with open(self.path / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps(row, default=_json_default) + "\n")
 
     def read_metrics(self) -> list[dict[str, Any]]:
+        """The rows of ``metrics.jsonl``; a torn last line (the run was killed while appending it) is skipped."""
         target = self.path / "metrics.jsonl"
         if not target.is_file():
             return []
-        return [json.loads(line) for line in target.read_text().splitlines() if line.strip()]
+        text = target.read_text()
+        lines = [line for line in text.splitlines() if line.strip()]
+        rows = []
+        for i, line in enumerate(lines):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                if i == len(lines) - 1 and not text.endswith("\n"):
+                    break
+                raise ValueError(f"'{target}' line {i + 1} is not valid JSON: {err}") from err
+        return rows
 
     def rewind_metrics(self, step: int, key: str = "step") -> None:
         """Drop rows logged after ``step`` (used on resume so that no row appears twice)."""
@@ -197,58 +189,81 @@ class RunDir:
 
     # ---- checkpoints ---------------------------------------------------------------------------------
     def save_checkpoint(self, name: str, modules: dict[str, torch.nn.Module], *,
-                        optimizers: dict[str, Any] | None = None, state: dict[str, Any] | None = None) -> Path:
-        """Save module weights (safetensors), optimizer/scheduler and RNG state, and JSON ``state``.
+                        optimizers: dict[str, Any] | None = None, state: dict[str, Any] | None = None,
+                        writers: dict[str, Any] | None = None) -> Path:
+        """Save an atomic checkpoint set ``checkpoints/<name>/`` (weights, optimizer and RNG state, JSON state).
 
         Args:
             name: checkpoint name, e.g. ``"last"`` or ``"best"``.
             modules: ``{"model": model, "teacher": teacher, ...}``.
             optimizers: objects with ``state_dict()``/``load_state_dict()`` (optimizers, schedulers, scalers).
             state: JSON-serialisable trainer state (``step``, ``epoch``, best metric...).
+            writers: ``{"unet": lambda d: unet.save_pretrained(d)}`` for Hugging Face folders inside the set.
+
+        Raises:
+            DivergenceError: a weight or optimizer tensor is non-finite (the previous set is kept).
         """
-        self.checkpoints.mkdir(parents=True, exist_ok=True)
-        tensors = {f"{key}.{k}": v.detach().cpu().clone().contiguous()
-                   for key, module in modules.items() for k, v in module.state_dict().items()}
-        base = self.checkpoints / name
-        _atomic_write(base.with_suffix(".safetensors"), lambda p: save_file(tensors, str(p), metadata={"format": "pt"}))
-        json_rng, tensor_rng = _rng_state()
-        side = {"optimizers": {k: o.state_dict() for k, o in (optimizers or {}).items()}, "rng": tensor_rng}
-        _atomic_write(base.with_suffix(".pt"), lambda p: torch.save(side, p))
-        _atomic_write(base.with_suffix(".json"), lambda p: p.write_text(
-            json.dumps({"state": state or {}, "rng": json_rng}, default=_json_default)))
-        return base.with_suffix(".safetensors")
+        return ckpt.save_set(self.checkpoints, name, modules, optimizers=optimizers, state=state, writers=writers)
+
+    def checkpoint_info(self, name: str = "last") -> CheckpointInfo:
+        """The newest complete set ``name`` (falling back to ``name.prev`` when the newest is torn)."""
+        info, problem = ckpt.find_set(self.checkpoints, name)
+        if problem is not None:
+            self.log(f"warning: checkpoint {name!r} is torn or missing ({problem}); "
+                     f"using the previous complete set (step {info.step})")
+        return info
 
     def load_checkpoint(self, name: str, modules: dict[str, torch.nn.Module], *,
                         optimizers: dict[str, Any] | None = None, restore_rng: bool = True) -> dict[str, Any]:
-        """Load what :meth:`save_checkpoint` wrote; return the JSON ``state``.
+        """Load the newest complete set ``name`` (verified against its manifest); return its JSON ``state``.
 
         Raises:
-            FileNotFoundError: the checkpoint does not exist (the message lists those that do).
-            ValueError: a file is corrupt or does not match the modules.
+            CheckpointError: no complete set (the message names the file that does not match), or the set does
+                not fit the modules. ``CheckpointMissing`` (also a ``FileNotFoundError``) when none exists.
         """
-        base = self.checkpoints / name
-        weights = base.with_suffix(".safetensors")
-        if not weights.is_file():
-            have = sorted(p.stem for p in self.checkpoints.glob("*.safetensors"))
-            raise FileNotFoundError(f"no checkpoint '{weights}'; the run folder has {have or 'none'}")
-        load_modules(weights, modules)
+        return ckpt.load_set(self.checkpoint_info(name), modules, optimizers=optimizers, restore_rng=restore_rng)
+
+    def has_checkpoint(self, name: str) -> bool:
+        """Whether a complete set ``name`` (or its previous copy) exists."""
         try:
-            side = torch.load(base.with_suffix(".pt"), map_location="cpu", weights_only=True)
-            meta = json.loads(base.with_suffix(".json").read_text())
-        except FileNotFoundError as err:
-            raise FileNotFoundError(f"checkpoint '{base}' is incomplete: {err.filename} is missing") from err
-        except Exception as err:  # torch raises several unpickling errors on a damaged file
-            raise ValueError(f"checkpoint side state '{base}.pt/.json' is corrupt: {err}") from err
-        for key, opt in (optimizers or {}).items():
-            if key not in side["optimizers"]:
-                raise ValueError(f"checkpoint '{base}' has no state for {key!r}; it has {list(side['optimizers'])}")
-            opt.load_state_dict(side["optimizers"][key])
-        if restore_rng:
-            _set_rng_state(meta["rng"], side["rng"])
-        return meta["state"]
+            ckpt.find_set(self.checkpoints, name)
+        except ckpt.CheckpointError:
+            return False
+        return True
+
+    # ---- status and eval.json ----------------------------------------------------------------------------
+    def set_status(self, state: str, **fields: Any) -> None:
+        """Write ``status.json`` (``running`` while training, ``finished`` at the end)."""
+        self.write_json("status.json", {"state": state, "updated": dt.datetime.now().isoformat(timespec="seconds"),
+                                        **fields})
+
+    def status(self) -> dict[str, Any]:
+        """``status.json`` (``{"state": "unknown"}`` for a folder written before it existed)."""
+        path = self.path / "status.json"
+        return json.loads(path.read_text()) if path.is_file() else {"state": "unknown"}
+
+    def update_eval(self, section: str, results: dict[str, Any]) -> Path:
+        """Merge ``results`` into ``eval.json`` under ``section``; other sections are kept (NaN is stored as null)."""
+        path = self.path / "eval.json"
+        current = self.read_json("eval.json") if path.is_file() else {}
+        if not isinstance(current, dict):
+            raise ValueError(f"'{path}' does not hold a JSON object; move it away and evaluate again")
+        current[section] = _finite_or_none(json.loads(json.dumps(results, default=_json_default)))
+        return self.write_json("eval.json", current)
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        """End a training run: its headline into ``eval.json["train"]`` and ``status.json`` = finished."""
+        self.update_eval("train", summary)
+        self.set_status("finished")
 
     def __repr__(self) -> str:
         return f"RunDir('{self.path}')"
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return bool(torch.isfinite(value).all())
+    return math.isfinite(float(value))
 
 
 def _json_default(obj: Any) -> Any:
