@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from shared.runs import RunDir, parse_args, progress, seed_everything, select_device
-from shared.runs.cli import build_parser
 from torch.utils.data import DataLoader
 
 from nlran.config import Config
 from nlran.data import build_splits
 from nlran.engine import build_model, classification_metrics, count_parameters, predict
+from shared.runs import RunDir, parse_args, progress, seed_everything, select_device
+from shared.runs.cli import build_parser
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_CONFIG = HERE / "configs" / "cpu.yaml"
@@ -39,19 +40,23 @@ def set_threads(cfg: Config) -> None:
         torch.set_num_threads(n)
 
 
-def train_one_epoch(model, loader, optimizer, device, *, quiet: bool, desc: str) -> float:
-    """One pass of cross-entropy training; returns the mean loss."""
+def train_one_epoch(model, loader, optimizer, device, *, quiet: bool, desc: str) -> tuple[float, int, float]:
+    """One pass of cross-entropy training; returns the mean loss, the number of steps and their total
+    wall time in seconds (forward, backward and optimiser step only: the step time the README reports)."""
     model.train()
-    total, count = 0.0, 0
+    total, count, steps, seconds = 0.0, 0, 0, 0.0
     for x, y in progress(loader, desc=desc, quiet=quiet):
+        start = time.perf_counter()
         x, y = x.to(device), y.to(device)
         loss = F.cross_entropy(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         total += loss.item() * len(y)
+        seconds += time.perf_counter() - start
         count += len(y)
-    return total / max(count, 1)
+        steps += 1
+    return total / max(count, 1), steps, seconds
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -91,12 +96,13 @@ def main(argv: list[str] | None = None) -> dict:
         order = torch.Generator().manual_seed(cfg.seed * 10_000 + epoch)  # same batches after a resume
         loader = DataLoader(splits["train"], batch_size=cfg.batch_size, shuffle=True, generator=order,
                             num_workers=cfg.num_workers, drop_last=len(splits["train"]) > cfg.batch_size)
-        train_loss = train_one_epoch(model, loader, optimizer, device, quiet=args.quiet,
+        train_loss, steps, seconds = train_one_epoch(model, loader, optimizer, device, quiet=args.quiet,
                                      desc=f"epoch {epoch + 1}/{cfg.epochs}")
         probs, labels = predict(model, splits["val"], device, cfg.batch_size)
         val = classification_metrics(labels, probs)
         val_loss = float(F.nll_loss(torch.log(torch.as_tensor(probs).clamp_min(1e-12)), torch.as_tensor(labels)))
-        run.log_metrics(epoch=epoch + 1, train_loss=train_loss, val_loss=val_loss, val_accuracy=val["accuracy"],
+        run.log_metrics(epoch=epoch + 1, train_steps=steps, train_seconds=seconds, train_loss=train_loss,
+                        val_loss=val_loss, val_accuracy=val["accuracy"],
                         val_auc_macro=val["auc_macro"], val_f1_macro=val["f1_macro"])
         run.log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f}  val loss {val_loss:.4f}  "
                 f"acc {val['accuracy']:.3f}  AUC {val['auc_macro']:.4f}  F1 {val['f1_macro']:.4f}", quiet=args.quiet)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from shared.runs.cli import apply_overrides, load_config_file
 
 from nlran.config import Config
 from nlran.engine import build_model, count_parameters, latency_per_volume
+from shared.runs.cli import apply_overrides, load_config_file
 
 ARCHS = ("nlran", "nlran_no_nonlocal", "nlran_no_attention", "resnet3d", "cbam3d", "covnet")
 

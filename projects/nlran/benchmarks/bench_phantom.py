@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+
 from shared.data.ct_phantom import chest_ct_phantom
 
 

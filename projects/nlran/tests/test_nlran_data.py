@@ -13,6 +13,7 @@ from nlran.data import (
     ccccii_splits,
     clear_phantom_cache,
     intensity_transform,
+    natural_key,
     phantom_splits,
     split_indices,
 )
@@ -53,6 +54,17 @@ def test_phantom_splits_are_windowed_deterministic_and_masked_by_class():
     assert x.shape == (1, 16, 16, 16) and 0.0 <= float(x.min()) and float(x.max()) <= 1.0
     has_lesion = a["train"].lesion_masks.flatten(1).any(1)
     assert torch.equal(has_lesion, a["train"].labels != 2)
+    lungs = a["train"].lung_masks
+    assert lungs.shape == a["train"].lesion_masks.shape and lungs.flatten(1).any(1).all()
+    assert not (a["train"].lesion_masks & ~lungs).any()  # lesions lie inside the lungs
+
+
+def test_phantom_split_sizes_give_exact_counts():
+    cfg = Config(dataset="phantom", volume_size=(12, 12, 12), split_sizes=(7, 2, 5), seed=1)
+    splits = phantom_splits(cfg)
+    assert [len(splits[k]) for k in ("train", "val", "test")] == [7, 2, 5]
+    with pytest.raises(ValueError, match="split_sizes"):
+        phantom_splits(Config(dataset="phantom", volume_size=(12, 12, 12), split_sizes=(7, 0, 5)))
 
 
 def _write_ccccii(root, patients=4, scans=1, slices=5):
@@ -76,6 +88,26 @@ def test_ccccii_loader_reads_the_official_layout(tmp_path):
     assert x.shape == (1, 4, 8, 8) and 0.0 <= float(x.min()) and float(x.max()) <= 1.0
     assert float(x[0, 0].mean()) < float(x[0, -1].mean())  # slice order kept (brighter with index)
     assert set(splits["train"].labels.tolist()) == {0, 1, 2}
+
+
+def test_natural_slice_order_for_names_without_zero_padding(tmp_path):
+    from pathlib import Path
+
+    names = ["10.png", "2.png", "1.png", "0.png", "9.png", "11.png"]
+    assert [p.name for p in sorted(map(Path, names), key=natural_key)] == [
+        "0.png", "1.png", "2.png", "9.png", "10.png", "11.png"]
+    assert sorted(names) != [p.name for p in sorted(map(Path, names), key=natural_key)]  # a plain sort is wrong
+    padded = ["0010.png", "0002.png", "0001.png"]
+    assert [p.name for p in sorted(map(Path, padded), key=natural_key)] == sorted(padded)
+    # A scan with 12 unpadded slices whose brightness rises with the slice number is stacked in that order.
+    scan = tmp_path / "NCP" / "p0" / "s0"
+    scan.mkdir(parents=True)
+    for k in range(12):
+        cv2.imwrite(str(scan / f"{k}.png"), np.full((6, 6), 20 * k, np.uint8))
+    for folder in ("CP", "Normal"):
+        (tmp_path / folder / "p" / "s").mkdir(parents=True)
+    volume = CCCCIIRoot(tmp_path).read_scan(scan)
+    np.testing.assert_array_equal(volume[:, 0, 0], 20 * np.arange(12))
 
 
 def test_ccccii_missing_or_malformed_root_names_the_layout(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nlran.baselines import CBAM3d, COVNet, CBAMResNet3d, resnet3d
+from nlran.baselines import CBAM3d, COVNet, cbam_resnet3d, resnet3d
 from nlran.model import NLRAN, AttentionModule3d, NonLocalBlock3d, ResidualUnit3d, SoftMaskBranch3d, attention_residual
 
 TINY = dict(widths=(4, 8, 8, 16, 16))
@@ -24,31 +24,63 @@ def test_nonlocal_block_is_identity_at_initialisation():
     assert not torch.allclose(block(x), x)
 
 
-def test_nonlocal_embedded_gaussian_matches_a_loop_computation():
-    """y_i = sum_j softmax_j(theta_i . phi_j) g_j, z = BN(W_z y) + x (Eqs. 1, 3, 6), no subsampling."""
+def _nonlocal_by_einsum(block: NonLocalBlock3d, x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Eqs. 1, 3, 6 of Wang et al. 2018, written independently of the block: the 2x2x2 max-pool by reshaping
+    into blocks, the 1x1x1 convolutions and the pairwise sums as einsums."""
+    b, c, d, h, w = x.shape
+    pooled = x.reshape(b, c, d // 2, 2, h // 2, 2, w // 2, 2).amax(dim=(3, 5, 7))
+
+    def conv1(conv, t):
+        return torch.einsum("oc,bc...->bo...", conv.weight[:, :, 0, 0, 0], t) + conv.bias[None, :, None, None, None]
+
+    theta = conv1(block.theta, x).flatten(2)  # (B, C', N)
+    phi, g = conv1(block.phi, pooled).flatten(2), conv1(block.g, pooled).flatten(2)  # (B, C', N')
+    f = torch.exp(scale * torch.einsum("bci,bcj->bij", theta, phi))  # embedded Gaussian, Eq. 3
+    y = torch.einsum("bij,bcj->bci", f / f.sum(-1, keepdim=True), g)  # Eq. 1 with C(x) = sum_j f
+    z = conv1(block.w_z, y.reshape(b, -1, d, h, w))
+    bn = block.bn
+    shape = (1, -1, 1, 1, 1)
+    z = (z - bn.running_mean.view(shape)) / torch.sqrt(bn.running_var + bn.eps).view(shape)
+    return z * bn.weight[None, :, None, None, None] + bn.bias[None, :, None, None, None] + x  # Eq. 6
+
+
+@pytest.mark.parametrize("scale", [True, False])
+def test_nonlocal_with_subsampling_matches_an_independent_einsum(scale):
     torch.manual_seed(1)
-    block = NonLocalBlock3d(4, inter_channels=2, sub_sample=False).eval().requires_grad_(False)
-    block.bn.weight.fill_(1.0)
-    x = torch.randn(1, 4, 2, 2, 3)
-    theta = block.theta(x)[0].reshape(2, -1)
-    phi = block.phi(x)[0].reshape(2, -1)
-    g = block.g(x)[0].reshape(2, -1)
-    n = theta.shape[1]
-    y = torch.zeros(2, n)
-    for i in range(n):
-        w = torch.tensor([float(torch.exp(theta[:, i] @ phi[:, j])) for j in range(n)])
-        w = w / w.sum()
-        y[:, i] = (g * w).sum(1)
-    expected = block.bn(block.w_z(y.reshape(1, 2, 2, 2, 3))) + x
-    torch.testing.assert_close(block(x), expected, rtol=1e-4, atol=1e-5)
-    assert torch.allclose(block.affinity(x).sum(-1), torch.ones(1, n))
+    block = NonLocalBlock3d(6, inter_channels=4, sub_sample=True, scale=scale).eval().requires_grad_(False)
+    for p in (block.theta.weight, block.phi.weight, block.g.weight, block.w_z.weight):
+        p.normal_()  # away from the 0.01 init, so the affinities are far from uniform
+    block.bn.weight.fill_(1.3)
+    block.bn.bias.fill_(0.2)
+    block.bn.running_mean.uniform_(-0.5, 0.5)
+    block.bn.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(2, 6, 4, 6, 4)
+    expected = _nonlocal_by_einsum(block, x, 4 ** -0.5 if scale else 1.0)
+    torch.testing.assert_close(block(x), expected, rtol=1e-4, atol=1e-4)
+    assert block.affinity(x).shape == (2, 4 * 6 * 4, 2 * 3 * 2)  # keys: the max-pooled input
+    other = NonLocalBlock3d(6, inter_channels=4, scale=not scale).eval().requires_grad_(False)
+    other.load_state_dict(block.state_dict())
+    assert not torch.allclose(other(x), expected, atol=1e-3)  # the d^-1/2 switch changes the output
 
 
-def test_nonlocal_subsampling_shrinks_keys_not_output():
-    block = NonLocalBlock3d(8, sub_sample=True)
-    x = torch.randn(1, 8, 4, 4, 4)
-    assert block.affinity(x).shape == (1, 64, 8)
-    assert block(x).shape == x.shape
+def test_nonlocal_official_initialisation_statistics():
+    """video-nonlocal-net: theta / phi / g / out convs N(0, 0.01) with zero bias, output BN gamma 0; at
+    initialisation the block is the identity and its softmax nearly uniform over the keys."""
+    torch.manual_seed(2)
+    block = NonLocalBlock3d(256)  # 128 inner channels: 256 * 128 weights per conv
+    for conv in (block.theta, block.phi, block.g, block.w_z):
+        w = conv.weight.detach()
+        assert abs(w.std().item() - 0.01) < 0.0005 and abs(w.mean().item()) < 0.0005
+        assert not conv.bias.detach().any()
+    assert not block.bn.weight.detach().any() and not block.bn.bias.detach().any()
+    x = torch.randn(2, 256, 8, 8, 8)
+    attn = block.eval().affinity(x)  # (2, 512, 64)
+    entropy = -(attn * attn.log()).sum(-1).mean()
+    assert entropy > 0.99 * torch.log(torch.tensor(64.0))  # uniform: log 64 = 4.16 nats
+    assert torch.equal(block(x), x)
+    # Re-initialising a model (He init of every other conv) keeps the official init of the block.
+    model = NLRAN(widths=(4, 8, 16, 32, 32))
+    assert abs(model.nonlocal_block.theta.weight.std().item() - 0.01) < 0.003
 
 
 def test_attention_residual_learning():
@@ -113,9 +145,42 @@ def test_nlran_rejects_a_non_volume_input():
 
 def test_baselines_map_volumes_to_three_logits():
     x = torch.randn(2, 1, 16, 24, 24)
-    for model in (resnet3d((4, 8, 8, 16), (1, 1, 1, 1)), CBAMResNet3d((4, 8, 8, 16), (1, 1, 1, 1), reduction=2),
+    for model in (resnet3d((4, 8, 8, 16), (1, 1, 1, 1)), cbam_resnet3d((4, 8, 8, 16), (1, 1, 1, 1), reduction=2),
                   COVNet((4, 8, 8, 16), (1, 1, 1, 1))):
         assert model.eval()(x).shape == (2, 3)
+
+
+def test_cpu_config_matches_stem_resolutions_parameters_and_flops():
+    """configs/cpu.yaml: NL-RAN, the 3D ResNet and CBAM-3D share the stem (same conv, width and pool), run
+    every stage at the same resolution, and have parameter counts within 2% and MACs within 15%."""
+    from pathlib import Path
+
+    from nlran.config import Config
+    from nlran.engine import build_model, count_parameters, flops_per_volume
+    from shared.runs.cli import apply_overrides, load_config_file
+
+    cfg = apply_overrides(Config(), load_config_file(Path(__file__).resolve().parents[1] / "configs" / "cpu.yaml"))
+    x = torch.rand(1, 1, *cfg.volume_size)
+    stats = {}
+    for arch in ("nlran", "resnet3d", "cbam3d"):
+        model = build_model(apply_overrides(cfg, {"arch": arch})).eval()
+        stem = model.stem[0]
+        assert (stem.out_channels, stem.kernel_size, stem.stride) == (8, (3, 3, 3), (1, 1, 1))
+        assert isinstance(model.stem[3], torch.nn.MaxPool3d)
+        stages = ["unit1", "unit2", "unit3", "stage4"] if arch == "nlran" else ["layer1", "layer2", "layer3", "layer4"]
+        shapes = []
+        for name in stages:
+            model.get_submodule(name).register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape[2:])))
+        with torch.no_grad():
+            model(x)
+        stats[arch] = (shapes[:4], count_parameters(model), flops_per_volume(model, tuple(cfg.volume_size)))
+    reference = stats["nlran"]
+    assert reference[0] == [(12, 12, 12), (6, 6, 6), (3, 3, 3), (3, 3, 3)]
+    for arch in ("resnet3d", "cbam3d"):
+        shapes, params, macs = stats[arch]
+        assert shapes == reference[0], arch
+        assert abs(params / reference[1] - 1) < 0.02, (arch, params, reference[1])
+        assert abs(macs / reference[2] - 1) < 0.15, (arch, macs, reference[2])
 
 
 def test_covnet_max_pool_over_slices_ignores_slice_order():

@@ -31,7 +31,10 @@ class Config:
                                                 metadata={"help": "strides of stages 2-4 (RAN: 2, 2, 2)"})
     zero_init_residual: bool = field(default=True, metadata={
         "help": "last conv of every residual unit starts at 0, so units start as the identity [unknown]"})
-    nonlocal_sub_sample: bool = True
+    nonlocal_sub_sample: bool = field(default=True, metadata={
+        "help": "max-pool the non-local block's input 2x before phi and g (official USE_MAXPOOL)"})
+    nonlocal_scale: bool = field(default=True, metadata={
+        "help": "scale the non-local affinities by d^-1/2 (official code USE_SCALE; NL-RAN's formula: no scale)"})
     dropout: float = 0.0
     baseline_widths: tuple[int, int, int, int] = field(default=(64, 128, 256, 512),
                                                        metadata={"help": "ResNet/CBAM/COVNet stage widths"})
@@ -39,6 +42,10 @@ class Config:
                                                        metadata={"help": "blocks per stage (ResNet-18) [unknown]"})
     baseline_conv1_stride: int = field(default=2, metadata={"help": "stride of the baselines' first conv"})
     baseline_max_pool: bool = field(default=True, metadata={"help": "max-pool after the baselines' first conv"})
+    baseline_stage_strides: tuple[int, int, int] = field(
+        default=(2, 2, 2), metadata={"help": "strides of the 3-D baselines' stages 2-4 (ResNet: 2, 2, 2)"})
+    baseline_stem_width: int = field(default=0, metadata={
+        "help": "channels of the 3-D baselines' stem conv (0: the first stage width, as ResNet)"})
     # --- data --------------------------------------------------------------------------------------
     dataset: Literal["phantom", "ccccii"] = field(default="ccccii",
                                                   metadata={"help": "phantom (offline) or CC-CCII (--data-root)"})
@@ -47,6 +54,8 @@ class Config:
     hu_window: tuple[float, float] = field(default=(-1200.0, 600.0), metadata={"help": "HU window [unknown]"})
     n_volumes: int = field(default=600, metadata={"help": "phantom volumes (balanced classes)"})
     split: tuple[float, float, float] = field(default=(0.8, 0.1, 0.1), metadata={"help": "train/val/test"})
+    split_sizes: tuple[int, int, int] | None = field(default=None, metadata={
+        "help": "phantom only: train/val/test volume counts (replace n_volumes and split)"})
     # --- optimisation (all [unknown] in the paper) ---------------------------------------------------
     epochs: int = 100
     batch_size: int = 8

@@ -8,6 +8,7 @@ also gives the true lesion mask of every volume (for heat-map localisation, :mod
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -16,11 +17,11 @@ import cv2
 import numpy as np
 import torch
 from monai.transforms import Compose, Resize, ScaleIntensityRange
-from shared.data import DatasetRoot
-from shared.data.ct_phantom import CLASSES, chest_ct_dataset
 from torch.utils.data import Dataset
 
 from nlran.config import Config
+from shared.data import DatasetRoot
+from shared.data.ct_phantom import CLASSES, chest_ct_dataset
 
 SPLITS = ("train", "val", "test")
 
@@ -54,11 +55,13 @@ def split_indices(groups: np.ndarray, fractions: tuple[float, float, float], see
 
 @dataclass
 class PhantomSplit(Dataset):
-    """One split of the phantom: windowed volumes (N, 1, D, H, W), labels (N,), lesion masks (N, D, H, W)."""
+    """One split of the phantom: windowed volumes (N, 1, D, H, W), labels (N,), lesion and lung masks
+    (N, D, H, W) (lesions lie inside the lungs)."""
 
     volumes: torch.Tensor
     labels: torch.Tensor
     lesion_masks: torch.Tensor
+    lung_masks: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -68,11 +71,17 @@ class PhantomSplit(Dataset):
 
 
 def phantom_splits(cfg: Config) -> dict[str, PhantomSplit]:
-    """Generate ``cfg.n_volumes`` phantoms at ``cfg.volume_size`` (seeded by ``cfg.seed``) and split them.
+    """Generate ``cfg.n_volumes`` phantoms at ``cfg.volume_size`` (seeded by ``cfg.seed``) and split them
+    by ``cfg.split`` fractions, or ``sum(cfg.split_sizes)`` phantoms split into exactly those counts.
 
     The result is cached per process (read-only tensors), so reproduce.py generates each dataset once.
     """
-    return _phantom_splits(cfg.n_volumes, tuple(cfg.volume_size), cfg.seed, tuple(cfg.hu_window), tuple(cfg.split))
+    sizes = tuple(cfg.split_sizes) if cfg.split_sizes is not None else None
+    if sizes is not None and (len(sizes) != 3 or min(sizes) < 1):
+        raise ValueError(f"split_sizes must be three positive train/val/test counts, got {sizes}")
+    n = sum(sizes) if sizes is not None else cfg.n_volumes
+    split = tuple(k / n for k in sizes) if sizes is not None else tuple(cfg.split)
+    return _phantom_splits(n, tuple(cfg.volume_size), cfg.seed, tuple(cfg.hu_window), split)
 
 
 @lru_cache(maxsize=2)
@@ -82,13 +91,21 @@ def _phantom_splits(n: int, size: tuple[int, int, int], seed: int, hu_window: tu
     window = intensity_transform(hu_window, size)
     volumes = torch.stack([torch.as_tensor(np.asarray(window(v[None]))) for v in data["volumes"]]).float()
     idx = split_indices(np.arange(n), split, seed)  # one phantom = one patient
-    return {name: PhantomSplit(volumes[i], torch.as_tensor(data["labels"][i]),
-                               torch.as_tensor(data["lesion_masks"][i])) for name, i in idx.items()}
+    return {name: PhantomSplit(volumes[i], torch.as_tensor(data["labels"][i]), torch.as_tensor(data["lesion_masks"][i]),
+                               torch.as_tensor(data["lung_masks"][i])) for name, i in idx.items()}
 
 
 def clear_phantom_cache() -> None:
     """Forget the cached phantom datasets (frees their memory)."""
     _phantom_splits.cache_clear()
+
+
+def natural_key(path: Path) -> tuple:
+    """Sort key for slice file names: runs of digits compare as numbers (``2.png < 10.png``), the rest as
+    lower-case text. CC-CCII names many scans' slices ``0.png, 1.png, ..., 10.png`` without zero-padding,
+    where a plain sort would interleave 10 between 1 and 2."""
+    parts = re.split(r"(\d+)", path.name.lower())
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p)
 
 
 class CCCCIIRoot(DatasetRoot):
@@ -102,7 +119,8 @@ class CCCCIIRoot(DatasetRoot):
   NCP/                      COVID-19 (novel coronavirus pneumonia)
     <patient_id>/
       <scan_id>/
-        0000.png 0001.png ...   axial slices (png/jpg, 8-bit, already lung-windowed), sorted = slice order
+        0.png 1.png ... 10.png  axial slices (png/jpg, 8-bit, already lung-windowed); natural sort of the
+                                names (1 < 2 < 10; 0001 < 0002 as well) = slice order
   CP/                       common pneumonia (same layout)
   Normal/                   normal (same layout)
 """
@@ -123,7 +141,7 @@ class CCCCIIRoot(DatasetRoot):
 
     def read_scan(self, scan: Path) -> np.ndarray:
         """The scan's slices stacked to a float32 (D, H, W) array of 0..255 grey values."""
-        files = sorted(p for p in scan.iterdir() if p.suffix.lower() in self.extensions)
+        files = sorted((p for p in scan.iterdir() if p.suffix.lower() in self.extensions), key=natural_key)
         if not files:
             raise self.missing_file(scan.relative_to(self.root) / "<slice>.png")
         slices = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in files]
@@ -169,4 +187,4 @@ def build_splits(cfg: Config) -> dict[str, Dataset]:
 
 
 __all__ = ["CLASSES", "SPLITS", "CCCCIIDataset", "CCCCIIRoot", "PhantomSplit", "build_splits", "ccccii_splits",
-           "clear_phantom_cache", "intensity_transform", "phantom_splits", "split_indices"]
+           "clear_phantom_cache", "intensity_transform", "natural_key", "phantom_splits", "split_indices"]

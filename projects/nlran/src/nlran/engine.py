@@ -6,13 +6,13 @@ import time
 
 import numpy as np
 import torch
-from shared.metrics import accuracy, confusion_matrix, precision_recall_f1, roc_auc
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from nlran.baselines import COVNet, CBAMResNet3d, resnet3d
+from nlran.baselines import COVNet, cbam_resnet3d, resnet3d
 from nlran.config import Config
 from nlran.model import NLRAN
+from shared.metrics import accuracy, confusion_matrix, precision_recall_f1, roc_auc
 
 NUM_CLASSES = 3
 
@@ -23,15 +23,17 @@ def build_model(cfg: Config) -> nn.Module:
         return NLRAN(in_channels=1, num_classes=NUM_CLASSES, widths=tuple(cfg.widths), stem_stride=cfg.stem_stride,
                      stem_pool=cfg.stem_pool, p=cfg.p, t=cfg.t, r=cfg.r,
                      use_attention=cfg.arch != "nlran_no_attention", use_nonlocal=cfg.arch != "nlran_no_nonlocal",
-                     nonlocal_sub_sample=cfg.nonlocal_sub_sample, dropout=cfg.dropout, expansion=cfg.expansion,
+                     nonlocal_sub_sample=cfg.nonlocal_sub_sample, nonlocal_scale=cfg.nonlocal_scale,
+                     dropout=cfg.dropout, expansion=cfg.expansion,
                      final_units=cfg.final_units, stage_strides=tuple(cfg.stage_strides),
                      zero_init_residual=cfg.zero_init_residual)
     widths, layers = tuple(cfg.baseline_widths), tuple(cfg.baseline_layers)
     stem = {"conv1_stride": cfg.baseline_conv1_stride, "max_pool": cfg.baseline_max_pool}
+    layout = {"stage_strides": tuple(cfg.baseline_stage_strides), "stem_width": cfg.baseline_stem_width or None}
     if cfg.arch == "resnet3d":
-        return resnet3d(widths, layers, NUM_CLASSES, **stem)
+        return resnet3d(widths, layers, NUM_CLASSES, **stem, **layout)
     if cfg.arch == "cbam3d":
-        return CBAMResNet3d(widths, layers, NUM_CLASSES, **stem)
+        return cbam_resnet3d(widths, layers, NUM_CLASSES, **stem, **layout)
     if cfg.arch == "covnet":
         return COVNet(widths, layers, NUM_CLASSES, **stem)
     raise ValueError(f"unknown arch {cfg.arch!r}")
@@ -89,3 +91,16 @@ def latency_per_volume(model: nn.Module, volume_shape: tuple[int, ...], device: 
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+@torch.no_grad()
+def flops_per_volume(model: nn.Module, volume_shape: tuple[int, ...]) -> float:
+    """Multiply-accumulates of one forward pass on a (1, 1, D, H, W) volume, in GMAC (torch's FLOP counter,
+    which counts convolutions, matrix products and attention; element-wise ops and pooling are not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.eval()
+    device = next(model.parameters()).device
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 1, *volume_shape, device=device))
+    return counter.get_total_flops() / 2 / 1e9

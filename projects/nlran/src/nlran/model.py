@@ -7,8 +7,9 @@ No official code is public and the paper's architecture table was not available 
   attention modules whose soft-mask branch is a bottom-up/top-down hourglass with skip connections, ending in
   a sigmoid on every element ("mixed attention"); the module output is ``(1 + M(x)) * T(x)`` (attention
   residual learning, RAN Eq. 3), made 3-D;
-* the non-local block (Wang et al., CVPR 2018), embedded-Gaussian version, Eqs. 1-3 and 6 there, with the
-  output BN's scale initialised to zero so the block starts as the identity.
+* the non-local block (Wang et al., CVPR 2018), embedded-Gaussian version, Eqs. 1-3 and 6 there, built as
+  the official code builds it (N(0, 0.01) init, input max-pooled before phi / g, optional d^-1/2 scale,
+  output BN initialised to zero so the block starts as the identity).
 
 Layout (RAN-56-like, three stages, one attention module per stage, the stage-``s`` module with ``2 - s``
 skip connections in its mask branch):
@@ -137,43 +138,65 @@ class AttentionModule3d(nn.Module):
 
 
 class NonLocalBlock3d(nn.Module):
-    """Embedded-Gaussian non-local block (Wang et al., CVPR 2018, Eqs. 1, 3 and 6).
+    """Embedded-Gaussian non-local block (Wang et al., CVPR 2018, Eqs. 1, 3 and 6), as the official code
+    (facebookresearch/video-nonlocal-net, ``lib/models/nonlocal_helper.py`` with ``lib/core/config.py``'s
+    defaults) builds it.
 
-    ``y_i = sum_j softmax_j(theta(x_i)^T phi(x_j)) g(x_j)`` and ``z = BN(W_z y) + x``, with ``theta``, ``phi``,
-    ``g`` and ``W_z`` 1x1x1 convolutions (``inter_channels`` = C/2 by default), optional 2x max-pool
-    subsampling of ``phi`` and ``g`` (their Sec. 3.3), and the BN scale and shift initialised to zero so
-    that the block is the identity at initialisation (their Sec. 4.1).
+    ``y_i = sum_j softmax_j(s * theta(x_i)^T phi(x_j)) g(x_j)`` and ``z = BN(W_z y) + x`` (Eq. 6), with
+    ``theta``, ``phi``, ``g`` and ``W_z`` 1x1x1 convolutions with bias (``inter_channels`` = C/2), and
+
+    * ``sub_sample``: the *input* is max-pooled (2x2x2, stride 2) before ``phi`` and ``g`` (their Sec. 3.3;
+      official ``USE_MAXPOOL``, which pools ``blob_in`` and then applies the phi / g convolutions; the
+      video code pools 1x2x2, we pool all three axes of a CT volume);
+    * ``scale``: ``s = inter_channels ** -0.5`` (official ``USE_SCALE: True``); ``False`` gives ``s = 1``, the
+      formula as written in both papers (NL-RAN's summaries quote Wang et al.'s unscaled Eq. 3);
+    * initialisation (:meth:`reset_parameters`): every convolution N(0, ``init_std`` = 0.01), biases 0
+      (official ``CONV_INIT_STD``), and the output BN's scale (and shift) 0 (``BN_INIT_GAMMA: 0``), so
+      the block is the identity at initialisation (their Sec. 4.1).
     """
 
-    def __init__(self, channels: int, inter_channels: int | None = None, sub_sample: bool = True):
+    def __init__(self, channels: int, inter_channels: int | None = None, sub_sample: bool = True,
+                 scale: bool = True, init_std: float = 0.01):
         super().__init__()
         self.inter = inter_channels or max(channels // 2, 1)
+        self.scale = self.inter ** -0.5 if scale else 1.0
+        self.init_std = init_std
         self.theta = nn.Conv3d(channels, self.inter, 1)
         self.phi = nn.Conv3d(channels, self.inter, 1)
         self.g = nn.Conv3d(channels, self.inter, 1)
-        self.pool = nn.MaxPool3d(2, ceil_mode=True) if sub_sample else nn.Identity()
+        self.pool = nn.MaxPool3d(2, stride=2, ceil_mode=True) if sub_sample else nn.Identity()
         self.w_z = nn.Conv3d(self.inter, channels, 1)
         self.bn = nn.BatchNorm3d(channels)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The official initialisation: N(0, init_std) convolutions, zero biases, zero output BN."""
+        for conv in (self.theta, self.phi, self.g, self.w_z):
+            nn.init.normal_(conv.weight, std=self.init_std)
+            nn.init.zeros_(conv.bias)
         nn.init.zeros_(self.bn.weight)
         nn.init.zeros_(self.bn.bias)
 
-    def affinity(self, x: torch.Tensor) -> torch.Tensor:
+    def affinity(self, x: torch.Tensor, pooled: torch.Tensor | None = None) -> torch.Tensor:
         """The normalised pairwise function ``f(x_i, x_j) / C(x)`` = softmax over j, shape (B, N, N')."""
+        pooled = self.pool(x) if pooled is None else pooled
         theta = self.theta(x).flatten(2).transpose(1, 2)  # (B, N, C')
-        phi = self.pool(self.phi(x)).flatten(2)  # (B, C', N')
-        return torch.softmax(theta @ phi, dim=-1)
+        phi = self.phi(pooled).flatten(2)  # (B, C', N')
+        return torch.softmax((theta @ phi) * self.scale, dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, *size = x.shape
-        g = self.pool(self.g(x)).flatten(2).transpose(1, 2)  # (B, N', C')
-        y = (self.affinity(x) @ g).transpose(1, 2).reshape(b, self.inter, *size)
+        pooled = self.pool(x)
+        g = self.g(pooled).flatten(2).transpose(1, 2)  # (B, N', C')
+        y = (self.affinity(x, pooled) @ g).transpose(1, 2).reshape(b, self.inter, *size)
         return self.bn(self.w_z(y)) + x
 
 
 def init_weights(model: nn.Module, zero_init_residual: bool = False) -> None:
     """He et al. (2015) initialisation for training from scratch, as ResNet / RAN (and MONAI's ResNet) use:
     convolutions ``kaiming_normal_(fan_out, relu)``, BN scale 1 and shift 0, biases 0; the non-local
-    block's output BN stays at zero (identity at initialisation). With ``zero_init_residual`` the last
+    block keeps its official initialisation (:meth:`NonLocalBlock3d.reset_parameters`). With
+    ``zero_init_residual`` the last
     convolution of every :class:`ResidualUnit3d` starts at zero, so every unit starts as the identity."""
     for m in model.modules():
         if isinstance(m, nn.Conv3d):
@@ -185,7 +208,7 @@ def init_weights(model: nn.Module, zero_init_residual: bool = False) -> None:
             nn.init.zeros_(m.bias)
     for m in model.modules():
         if isinstance(m, NonLocalBlock3d):
-            nn.init.zeros_(m.bn.weight)
+            m.reset_parameters()  # the official non-local initialisation, not He's
         elif isinstance(m, ResidualUnit3d) and zero_init_residual:
             nn.init.zeros_(m.conv3.weight)
 
@@ -202,7 +225,8 @@ class NLRAN(nn.Module):
         p, t, r: RAN's attention-module hyper-parameters (paper: 1, 2, 1).
         use_attention: attention modules with soft masks (False: the "no attention" ablation).
         use_nonlocal: the non-local block after stage 2 (False: the "no non-local" ablation).
-        nonlocal_sub_sample: 2x max-pool of phi and g in the non-local block.
+        nonlocal_sub_sample: 2x max-pool of the input of phi and g in the non-local block.
+        nonlocal_scale: scale the non-local affinities by inter_channels^-1/2 (official code: yes).
         dropout: dropout before the classifier.
         expansion: bottleneck expansion of the residual units (RAN / ResNet: 4; 1 = full-width 3x3x3 convs).
         final_units: residual units after the first unit of stage 4 (RAN-56: 2).
@@ -215,6 +239,7 @@ class NLRAN(nn.Module):
     def __init__(self, in_channels: int = 1, num_classes: int = 3, widths: tuple[int, ...] = (16, 64, 128, 256, 512),
                  stem_stride: int = 2, stem_pool: bool = True, p: int = 1, t: int = 2, r: int = 1,
                  use_attention: bool = True, use_nonlocal: bool = True, nonlocal_sub_sample: bool = True,
+                 nonlocal_scale: bool = True,
                  dropout: float = 0.0, expansion: int = 4, final_units: int = 2,
                  stage_strides: tuple[int, int, int] = (2, 2, 2), zero_init_residual: bool = True):
         super().__init__()
@@ -232,7 +257,8 @@ class NLRAN(nn.Module):
         self.attention1 = AttentionModule3d(w1, skips=2, p=p, t=t, r=r, use_attention=use_attention, expansion=e)
         self.unit2 = ResidualUnit3d(w1, w2, stride=s2, expansion=e)
         self.attention2 = AttentionModule3d(w2, skips=1, p=p, t=t, r=r, use_attention=use_attention, expansion=e)
-        self.nonlocal_block = NonLocalBlock3d(w2, sub_sample=nonlocal_sub_sample) if use_nonlocal else None
+        self.nonlocal_block = (NonLocalBlock3d(w2, sub_sample=nonlocal_sub_sample, scale=nonlocal_scale)
+                               if use_nonlocal else None)
         self.unit3 = ResidualUnit3d(w2, w3, stride=s3, expansion=e)
         self.attention3 = AttentionModule3d(w3, skips=0, p=p, t=t, r=r, use_attention=use_attention, expansion=e)
         self.stage4 = nn.Sequential(ResidualUnit3d(w3, w4, stride=s4, expansion=e), _units(w4, final_units, e))
