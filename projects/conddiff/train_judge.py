@@ -1,10 +1,13 @@
 """Train the attribute classifiers on real shapes-world renders.
 
 * the **judge** (clean images, light pixel-noise augmentation): eval.py's measure of prompt following;
-* the **noise-aware classifier** p_φ(y | x_t, t) (``--noise-aware``): classifier guidance (survey Sec. 4.5).
+* the **noise-aware classifier** p_φ(y | x_t, t) (``--noise-aware``): classifier guidance (survey Sec. 4.5);
+* the **scene judge** (``--slots``): per position slot shape / colour / size / texture or absent, plus the
+  background, on 1-3-object scenes with textures (the judge of composition and of multiedits' benchmark).
 
     uv run train_judge.py                          # -> checkpoints/judge/
     uv run train_judge.py --noise-aware            # -> checkpoints/noisy_classifier/
+    uv run train_judge.py --slots                  # -> checkpoints/scene_judge/
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from conddiff.classifier import ATTRIBUTES, AttributeClassifier, ClassifierConfig, classification_loss, labels_of
+from conddiff.classifier import AttributeClassifier, ClassifierConfig, classification_loss, labels_of, slot_labels_of
 from conddiff.data import to_tensor
 from conddiff.diffusion import add_noise
 from conddiff.model import ScheduleConfig, build_scheduler
@@ -30,8 +33,10 @@ HERE = Path(__file__).resolve().parent
 
 @torch.no_grad()
 def accuracy_on_renders(model: AttributeClassifier, n: int, seed: int, device, t: int | None = None) -> dict:
-    """Per-attribute accuracy on n fresh single-object renders (at timestep t for a noise-aware model)."""
-    batch = sw.generate(n, seed, min_objects=1, max_objects=1)
+    """Per-attribute accuracy on n fresh renders (at timestep t for a noise-aware model): single-object scenes,
+    or 1-3-object textured scenes for a scene judge."""
+    slots = model.cfg.slots
+    batch = sw.generate(n, seed, min_objects=1, max_objects=3 if slots else 1, textures=slots)
     x = to_tensor(batch.images).to(device)
     tt = None
     if t is not None:
@@ -39,13 +44,14 @@ def accuracy_on_renders(model: AttributeClassifier, n: int, seed: int, device, t
         x = add_noise(x, torch.randn(x.shape, generator=torch.Generator().manual_seed(seed)).to(device), abar)
         tt = torch.full((n,), t, device=device)
     logits = model(x, tt)
-    labels = labels_of(batch)
-    return {k: float((logits[k].argmax(1).cpu() == labels[k]).float().mean()) for k in ATTRIBUTES}
+    labels = slot_labels_of(batch) if slots else labels_of(batch)
+    return {k: float((logits[k].argmax(1).cpu() == labels[k]).float().mean()) for k in logits}
 
 
 def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--noise-aware", action="store_true", help="train p(y | x_t, t) for classifier guidance")
+    p.add_argument("--slots", action="store_true", help="a scene judge of 1-3-object scenes (heads per slot)")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
@@ -56,18 +62,21 @@ def main(argv: list[str] | None = None) -> Path:
     args = p.parse_args(argv)
     if args.smoke:
         args.steps, args.batch_size = 3, 8
-    out = args.out or HERE / "checkpoints" / ("noisy_classifier" if args.noise_aware else "judge")
+    out = args.out or HERE / "checkpoints" / ("noisy_classifier" if args.noise_aware else
+                                              "scene_judge" if args.slots else "judge")
     seed_everything(args.seed)
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads()))))
     device = select_device(args.device)
-    cfg = ClassifierConfig(channels=(8, 16) if args.smoke else (16, 32, 32), noise_aware=args.noise_aware)
+    cfg = ClassifierConfig(channels=(8, 16) if args.smoke else (16, 32, 32), noise_aware=args.noise_aware,
+                           slots=args.slots)
     model = AttributeClassifier(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=args.steps, pct_start=0.1)
     abar = build_scheduler(ScheduleConfig()).alphas_cumprod.to(device)
     start = time.time()
     for step in range(args.steps):
-        batch = sw.generate(args.batch_size, 10_000_000 + args.seed * 100_003 + step, min_objects=1, max_objects=1)
+        batch = sw.generate(args.batch_size, 10_000_000 + args.seed * 100_003 + step, min_objects=1,
+                            max_objects=3 if args.slots else 1, textures=args.slots)
         x = to_tensor(batch.images).to(device)
         g = torch.Generator().manual_seed(step)
         t = None
@@ -76,7 +85,7 @@ def main(argv: list[str] | None = None) -> Path:
             x = add_noise(x, torch.randn(x.shape, generator=g).to(device), abar[t])
         else:  # robustness of the judge to small sampling artefacts
             x = x + torch.rand(len(x), 1, 1, 1, generator=g).to(device) * 0.1 * torch.randn(x.shape, generator=g)
-        loss = classification_loss(model(x, t), labels_of(batch))
+        loss = classification_loss(model(x, t), slot_labels_of(batch) if args.slots else labels_of(batch))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -125,3 +125,30 @@ def test_clip_default_per_inversion_mechanism():
     assert clip_used(inversion=DDIMInversion(src, [PROMPT]), clip_x0=True) == {True}  # an explicit value wins
     assert clip_used(inversion=SDEdit(src, 0.5)) == {True}  # stochastic: keeps the pixel default
     assert clip_used(x_T=torch.randn(1, 3, 16, 16)) == {True}
+
+
+def test_scene_judge_labels_and_reading_by_hand():
+    import numpy as np
+
+    from conddiff.classifier import (ABSENT, SLOT_ATTRIBUTES, AttributeClassifier, ClassifierConfig, read_scenes,
+                                     scene_of, slot_labels_of)
+    from shared.data import shapes_world as sw
+
+    scene = sw.Scene("gray", (sw.ShapeObject("circle", "red", "big", "right", "checked"),
+                              sw.ShapeObject("square", "blue", "small", "top")))
+    labels = slot_labels_of(sw.render_scenes([scene]))
+    assert SLOT_ATTRIBUTES["shape@right"][labels["shape@right"][0]] == "circle"
+    assert SLOT_ATTRIBUTES["texture@right"][labels["texture@right"][0]] == "checked"
+    assert SLOT_ATTRIBUTES["colour@top"][labels["colour@top"][0]] == "blue"
+    assert SLOT_ATTRIBUTES["shape@left"][labels["shape@left"][0]] == ABSENT
+    assert sw.BACKGROUNDS[labels["background"][0]] == "gray"
+    want = scene_of(scene.to_dict())
+    assert want["objects"]["left"] is None and want["objects"]["right"]["texture"] == "checked"
+    # a judge whose heads output the labels reads the scene back exactly
+    judge = AttributeClassifier(ClassifierConfig(channels=(8, 16), image_size=32, slots=True)).eval()
+    with torch.no_grad():
+        for k, head in judge.heads.items():
+            head.weight.zero_()
+            head.bias.copy_(torch.nn.functional.one_hot(labels[k][:1], head.out_features)[0].float() * 10)
+    assert read_scenes(judge, torch.zeros(1, 3, 32, 32))[0] == want
+    assert np.all([k in judge.heads for k in SLOT_ATTRIBUTES])
