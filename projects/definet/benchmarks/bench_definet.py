@@ -62,7 +62,8 @@ def bench_model(name: str, cfg: ModelConfig, size: int, batch: int) -> None:
     train_s = best_of(step)
     model.eval()
     infer_s = best_of(infer)
-    print(f"  {name:18s} {count_parameters(model):>9,} params  {size:3d}px batch {batch:2d}: train step {train_s:6.3f} s "
+    print(f"  {name:18s} {count_parameters(model):>9,} params  {size:3d}px batch {batch:2d}: "
+          f"train step {train_s:6.3f} s "
           f"({1000 * train_s / batch:6.1f} ms/img), inference {1000 * infer_s / batch:6.1f} ms/img")
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from definet.losses import (LossConfig, boundary_loss, definet_loss, edge_targets, structure_loss, weight_map)
+from definet.losses import LossConfig, boundary_loss, definet_loss, edge_targets, structure_loss, weight_map
 
 
 def _np_weight(mask: np.ndarray) -> np.ndarray:
@@ -39,7 +39,8 @@ def test_structure_loss_matches_numpy(official):
     mask[0, 5:20, 10:30] = 1
     mask[1, 30:, :] = 1
     mask[2] = rng.random((40, 48)) > 0.7
-    got = structure_loss(torch.tensor(logits)[:, None].float(), torch.tensor(mask)[:, None].float(), official_bce=official)
+    got = structure_loss(torch.tensor(logits)[:, None].float(), torch.tensor(mask)[:, None].float(),
+                         official_bce=official)
     assert got.item() == pytest.approx(_np_structure(logits, mask, official), rel=1e-5)
 
 

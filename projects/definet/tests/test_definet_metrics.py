@@ -1,9 +1,11 @@
-"""The official per-image metrics (via definet.evaluate.score) against hand-computed cases."""
+"""The official per-image metrics (via definet.evaluate.score / score_edges) against hand-computed cases."""
 
 import numpy as np
 import pytest
+import torch
 
-from definet.evaluate import score
+from definet.evaluate import mask_edge, score, score_edges
+from definet.losses import edge_targets
 
 
 def test_score_hand_computed():
@@ -37,3 +39,23 @@ def test_minmax_normalisation_is_per_image():
     gt = np.array([[1, 0], [0, 0]], np.float32)
     low = np.array([[0.02, 0.01], [0.01, 0.01]])  # all probabilities tiny, but the max is the positive
     assert score([low], [gt])["iou"] == pytest.approx(1.0)
+
+
+def test_edge_scores_against_the_ground_truth_band():
+    """The edge of a binary mask by the ground-truth recipe (p - erode_5x5(p)) is exactly the official edge band;
+    a perfect edge map scores AUC 1, the mask itself (a filled region, not a boundary) scores less, and the
+    edge head's scores appear only when the model has an edge output."""
+    mask = np.zeros((24, 24), np.float32)
+    mask[4:16, 6:18] = 1
+    band = edge_targets(torch.from_numpy(mask)).numpy()
+    assert np.array_equal(mask_edge(mask), band) and band.sum() == 12 * 12 - 8 * 8
+    perfect = score_edges([band], [mask], [mask])
+    assert perfect["edge_head_auc"] == pytest.approx(1.0) and perfect["edge_mask_auc"] == pytest.approx(1.0)
+    assert perfect["edge_head_iou"] == pytest.approx(1.0)
+    filled = score_edges([mask], [np.full_like(mask, 0.5)], [mask])  # head outputs the region; flat seg map
+    # 80 band pixels all at 1; of the 496 others, the 64 inside the region tie at 1 (half a win each)
+    assert filled["edge_head_auc"] == pytest.approx(1 - 0.5 * 64 / 496)
+    assert filled["edge_head_iou"] == pytest.approx(80 / 144)
+    assert set(score_edges([None], [mask], [mask])) == {"edge_mask_auc", "edge_mask_f1_macro", "edge_mask_iou"}
+    empty = np.zeros_like(mask)  # no edge in the ground truth: the image is skipped, not scored as 0
+    assert score_edges([band, band], [mask, mask], [mask, empty])["edge_head_auc"] == pytest.approx(1.0)

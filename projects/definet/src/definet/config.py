@@ -24,5 +24,4 @@ class TrainConfig:
     save_every: int = 50  # epochs between numbered checkpoints (official: every 50)
     seed: int = 0
     device: str = "auto"
-    data_root: str | None = None
-    num_threads: int = 0  # 0: honour OMP_NUM_THREADS (else torch's default)
+    data_root: str | None = None  # a real dataset in the official layout; read when data.source == "folder"

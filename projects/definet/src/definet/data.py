@@ -9,6 +9,9 @@ the loss (:func:`definet.losses.edge_targets`).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -118,17 +121,27 @@ class PairDataset(Dataset):
 def offline_splits(cfg: DataConfig, seed: int) -> dict[str, PairDataset]:
     """The offline splits: ``train`` and ``val`` (train photos, train methods), and one test split per method,
     ``test/<method>`` (held-out photos), for every train method and every held-out method."""
-    size = cfg.image_size
+    arrays = _offline_arrays(json.dumps(dataclasses.asdict(cfg), sort_keys=True), seed)
+    return {name: PairDataset(images, masks, cfg.image_size, train=name == "train", cfg=cfg, seed=seed)
+            for name, (images, masks) in arrays.items()}
 
-    def make(n: int, methods, photos, split_seed: int, train: bool) -> PairDataset:
-        d = inpainting_dataset(n, size=size, methods=list(methods), seed=split_seed, photo_names=list(photos),
-                               jpeg_quality=tuple(cfg.jpeg_quality), scale=tuple(cfg.crop_scale))
-        return PairDataset(d["images"], d["masks"].astype(np.float32), size, train=train, cfg=cfg, seed=seed)
 
-    splits = {"train": make(cfg.n_train, cfg.train_methods, cfg.train_photos, 1000 * seed + 1, True),
-              "val": make(cfg.n_val, cfg.train_methods, cfg.train_photos, 1000 * seed + 2, False)}
+@functools.lru_cache(maxsize=1)
+def _offline_arrays(cfg_json: str, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Images and masks of :func:`offline_splits`, cached so that several trainings on the same data and seed in
+    one process (``reproduce.py``) generate them once; nothing writes into them (augmentation makes copies)."""
+    cfg = DataConfig(**json.loads(cfg_json))
+
+    def make(n: int, methods, photos, split_seed: int) -> tuple[np.ndarray, np.ndarray]:
+        d = inpainting_dataset(n, size=cfg.image_size, methods=list(methods), seed=split_seed,
+                               photo_names=list(photos), jpeg_quality=tuple(cfg.jpeg_quality),
+                               scale=tuple(cfg.crop_scale))
+        return d["images"], d["masks"].astype(np.float32)
+
+    splits = {"train": make(cfg.n_train, cfg.train_methods, cfg.train_photos, 1000 * seed + 1),
+              "val": make(cfg.n_val, cfg.train_methods, cfg.train_photos, 1000 * seed + 2)}
     for i, method in enumerate((*cfg.train_methods, *cfg.heldout_methods)):
-        splits[f"test/{method}"] = make(cfg.n_test_per_method, [method], cfg.test_photos, 1000 * seed + 10 + i, False)
+        splits[f"test/{method}"] = make(cfg.n_test_per_method, [method], cfg.test_photos, 1000 * seed + 10 + i)
     return splits
 
 

@@ -23,7 +23,8 @@ def save_grid(columns: dict[str, list[np.ndarray | None]], path: str | Path, *, 
             ax.set_axis_off()
             item = columns[title][r] if r < len(columns[title]) else None
             if item is not None:
-                ax.imshow(item, cmap=None if item.ndim == 3 else "gray", vmin=0, vmax=1 if item.dtype != np.uint8 else 255)
+                ax.imshow(item, cmap=None if item.ndim == 3 else "gray", vmin=0,
+                          vmax=1 if item.dtype != np.uint8 else 255)
             if r == 0:
                 ax.set_title(title, fontsize=8)
     fig.tight_layout(pad=0.2)

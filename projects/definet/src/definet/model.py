@@ -3,25 +3,30 @@
 ``DeFINet.forward(x) -> (edge_logits, seg_logits)``, both (N, 1, H, W) at the input resolution:
 
     x --HRNet (stride-1 stem)--> [x1 (1), x2 (1/2), x3 (1/4), x4 (1/8)]       Sec. III-A
+         (or ImageNet EfficientNet-Lite0 at 1/2 .. 1/16, ``encoder="lite0"``: definet.encoders, a deviation)
       --DFPL (dense top-down + bottom-up pyramid, Eq. 1)--> [low1, low2, mid, high]   Sec. III-B
       --REAM(low1, low2, mid)--> (low_mid feature, edge logits)                 Sec. III-C
       --SAFF(low_mid, high)--> seg logits                                        Sec. III-D
 
 The block structure, channel counts and operations follow the official code (``model/Network.py``,
 ``model/DFPL.py``, commit a2b0f57). Input sides must be multiples of 8 (the pyramid halves three times and
-SAFF's transposed convolution upsamples x8); other sizes raise a ``ValueError``.
+SAFF's transposed convolution upsamples x8); with the Lite0 encoder, multiples of 16 (its coarsest level is at
+1/16 and the decoder output at 1/2 is upsampled x2). Other sizes raise a ``ValueError``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from definet.hrnet import HRNet, HRNetSpec, load_hrnet_pretrained
+
+if TYPE_CHECKING:
+    from definet.encoders import Lite0Encoder
 
 
 @dataclass
@@ -39,6 +44,12 @@ class ModelConfig:
     pretrained: str | None = None  # path to hrnet_w18_small_v2.pth (ImageNet); None = random init
     hrnet_init: Literal["official", "kaiming"] = "official"  # random init of the backbone (before `pretrained`)
     hrnet_bn_momentum: float = 0.01  # official HRNet BN_MOMENTUM (tuned for ~60k steps)
+    # encoder: "default" = the paper's HRNet for DeFI-Net and the U-Net's own conv encoder for the baseline;
+    # "lite0" = ImageNet EfficientNet-Lite0 (definet.encoders; a deviation) under either decoder
+    encoder: Literal["default", "lite0"] = "default"
+    encoder_pretrained: bool = True  # lite0: ImageNet weights (False: same architecture, random init)
+    encoder_bn_momentum: float = 0.1  # lite0: BatchNorm momentum (timm's TF port uses 0.01)
+    unet_decoder_widths: tuple[int, int, int] = (32, 64, 128)  # U-Net decoder on the lite0 encoder, fine to coarse
 
 
 def _upsample_to(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -206,42 +217,63 @@ class SAFF(nn.Module):
         return self.head((pairs * weights).sum(2))
 
 
-def check_input(x: torch.Tensor) -> None:
-    """Inputs are (N, 3, H, W) with H and W multiples of 8; anything else is a clear error."""
+def check_input(x: torch.Tensor, multiple: int = 8) -> None:
+    """Inputs are (N, 3, H, W) with H and W multiples of ``multiple`` (8 for the HRNet / plain U-Net models, 16
+    with the Lite0 encoder); anything else is a clear error."""
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"expected an image batch of shape (N, 3, H, W), got {tuple(x.shape)}")
-    if x.shape[-2] % 8 or x.shape[-1] % 8:
-        raise ValueError(f"input height and width must be multiples of 8 (got {tuple(x.shape[-2:])}): the pyramid "
-                         "halves three times and SAFF upsamples x8; resize or pad the image")
+    if x.shape[-2] % multiple or x.shape[-1] % multiple:
+        raise ValueError(f"input height and width must be multiples of {multiple} (got {tuple(x.shape[-2:])}): the "
+                         f"pyramid's coarsest level is at 1/{multiple} and SAFF upsamples x8; resize or pad the image")
+
+
+def build_encoder(cfg: ModelConfig) -> Lite0Encoder:
+    """The pretrained-encoder option (``cfg.encoder == "lite0"``); imports timm only here."""
+    from definet.encoders import Lite0Encoder
+
+    return Lite0Encoder(pretrained=cfg.encoder_pretrained, bn_momentum=cfg.encoder_bn_momentum)
 
 
 class DeFINet(nn.Module):
     """HRNet (stride-1 stem) -> DFPL -> REAM -> SAFF. Returns ``(edge_logits, seg_logits)``.
 
     With ``use_ream=False`` (ablation) there is no REAM and no edge output: ``edge_logits`` is ``None`` and
-    SAFF fuses DFPL's full-resolution level directly.
+    SAFF fuses DFPL's full-resolution level directly. With ``encoder="lite0"`` the backbone is ImageNet
+    EfficientNet-Lite0 (features at 1/2 .. 1/16, :mod:`definet.encoders`): the decoder is unchanged and its
+    1/2-resolution logits are upsampled bilinearly to the input size.
     """
 
     def __init__(self, cfg: ModelConfig = ModelConfig()):
         super().__init__()
-        spec = HRNetSpec(stem_channels=cfg.stem_channels, stage1_planes=cfg.stage1_planes,
-                         channels=tuple(cfg.channels), modules=tuple(cfg.stage_modules),
-                         bn_momentum=cfg.hrnet_bn_momentum)
-        self.backbone = HRNet(spec)
-        self.dfpl = DFPL(tuple(cfg.channels), cfg.fpn_out)
+        if cfg.encoder == "lite0":
+            self.backbone = build_encoder(cfg)
+            channels, self.out_stride = self.backbone.channels, self.backbone.strides[0]
+        else:
+            spec = HRNetSpec(stem_channels=cfg.stem_channels, stage1_planes=cfg.stage1_planes,
+                             channels=tuple(cfg.channels), modules=tuple(cfg.stage_modules),
+                             bn_momentum=cfg.hrnet_bn_momentum)
+            self.backbone = HRNet(spec)
+            channels, self.out_stride = tuple(cfg.channels), 1
+        self.dfpl = DFPL(channels, cfg.fpn_out)
         self.ream = REAM(cfg.fpn_out) if cfg.use_ream else None
         self.saff = SAFF(cfg.fpn_out)
-        self.backbone.init_weights(cfg.hrnet_init)
-        if cfg.pretrained:
-            load_hrnet_pretrained(self.backbone, cfg.pretrained)
+        if cfg.encoder != "lite0":
+            self.backbone.init_weights(cfg.hrnet_init)
+            if cfg.pretrained:
+                load_hrnet_pretrained(self.backbone, cfg.pretrained)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
-        check_input(x)
+        check_input(x, 8 * self.out_stride)
         low1, low2, mid, high = self.dfpl(self.backbone(x))
         if self.ream is None:
-            return None, self.saff(low1, high)
-        low_mid, edge = self.ream(low1, low2, mid)
-        return edge, self.saff(low_mid, high)
+            edge, seg = None, self.saff(low1, high)
+        else:
+            low_mid, edge = self.ream(low1, low2, mid)
+            seg = self.saff(low_mid, high)
+        if self.out_stride > 1:
+            edge = None if edge is None else _upsample_to(edge, x)
+            seg = _upsample_to(seg, x)
+        return edge, seg
 
 
 def _double_conv(cin: int, cout: int) -> nn.Sequential:
@@ -271,11 +303,40 @@ class UNet(nn.Module):
         return None, self.head(x)
 
 
+class EncoderUNet(nn.Module):
+    """The U-Net baseline on a pretrained encoder (``encoder="lite0"``): the same four encoder features as
+    DeFI-Net's decoder gets, decoded U-Net style from the coarsest up (bilinear x2, concatenate the skip, double
+    3x3 conv-BN-ReLU), a 1x1 head, logits upsampled bilinearly from 1/2 to the input size. Only the decoder
+    differs from :class:`DeFINet` on the same encoder, so a comparison isolates the paper's decoder."""
+
+    def __init__(self, encoder: nn.Module, widths: tuple[int, ...] = (32, 64, 128)):
+        super().__init__()
+        channels, self.out_stride = tuple(encoder.channels), encoder.strides[0]
+        if len(widths) != len(channels) - 1:
+            raise ValueError(f"unet_decoder_widths needs {len(channels) - 1} widths (fine to coarse), got {widths}")
+        self.backbone = encoder
+        below = list(widths[1:]) + [channels[-1]]  # width of the decoder level each one receives
+        self.up = nn.ModuleList(_double_conv(cb + cs, w) for cb, cs, w in zip(below, channels[:-1], widths))
+        self.head = nn.Conv2d(widths[0], 1, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[None, torch.Tensor]:
+        check_input(x, 8 * self.out_stride)
+        feats = self.backbone(x)
+        y = feats[-1]
+        for i in reversed(range(len(self.up))):
+            y = self.up[i](torch.cat([_upsample_to(y, feats[i]), feats[i]], 1))
+        return None, _upsample_to(self.head(y), x)
+
+
 def build_model(cfg: ModelConfig) -> nn.Module:
-    """DeFI-Net or the U-Net baseline from the config."""
+    """DeFI-Net or the U-Net baseline from the config (on the pretrained Lite0 encoder when ``encoder="lite0"``)."""
+    if cfg.encoder not in ("default", "lite0"):
+        raise ValueError(f"unknown encoder {cfg.encoder!r}; expected 'default' or 'lite0'")
     if cfg.arch == "definet":
         return DeFINet(cfg)
     if cfg.arch == "unet":
+        if cfg.encoder == "lite0":
+            return EncoderUNet(build_encoder(cfg), tuple(cfg.unet_decoder_widths))
         return UNet(cfg.unet_widths)
     raise ValueError(f"unknown arch {cfg.arch!r}; expected 'definet' or 'unet'")
 
