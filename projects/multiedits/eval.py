@@ -99,7 +99,7 @@ def evaluate_real(cfg: EvalConfig, pipe, out: Path, quiet: bool) -> dict:
     for i, rec in enumerate(progress(records, total=len(records), desc="records", quiet=quiet)):
         img, mask = load_images(rec, pipe.image_size)
         src = to_tensor(img[None]).to(pipe.device)
-        aspects = (aspects_from_edit_action(rec["edit_action"]) if isinstance(rec.get("edit_action"), dict)
+        aspects = (aspects_from_edit_action(rec["edit_action"], rec.get("blended_words")) if isinstance(rec.get("edit_action"), dict)
                    else aspects_from_prompts(rec["source_prompt"], rec["target_prompt"]))
         for name, fn in editors(cfg).items():
             res = fn(pipe, src, rec["source_prompt"], aspects, cfg.seed + i)

@@ -405,3 +405,45 @@ def test_replacement_mapper_spreads_multi_token_words_and_aligns_the_tail():
     assert W[3, 4] == 1 and W[4, 5] == 1 and W[5, 6] == 1  # "cat", then <eos> / padding shifted by one
     with pytest.raises(ValueError, match="equal word counts"):
         ma.replacement_mapper(Tok(), "a red cat", "a cat", 8)
+
+
+# ------------------------------------------------------------------------------- multi-object benchmark
+def test_scene_records_have_the_requested_aspect_counts_on_distinct_objects():
+    from multiedits.data import scene_records
+
+    recs = scene_records(4, 0, counts=(1, 2, 3))
+    assert [len(r["aspects"]) for r in recs] == [1] * 4 + [2] * 4 + [3] * 4
+    for r in recs:
+        aspects = aspects_from_edit_action(r["edit_action"], r["blended_words"])
+        assert apply_edits(r["source_prompt"], aspects) == r["target_prompt"]
+        assert all(a.noun for a in aspects)  # the object noun from blended_words
+    assert any(len(r["source_scene"]["objects"]) >= 2 for r in recs)
+
+
+def test_scene_aspect_scores_by_hand():
+    from conddiff.classifier import scene_of
+    from multiedits.metrics import scene_aspect_scores
+
+    src = sw.Scene("gray", (sw.ShapeObject("circle", "red", "big", "left"),
+                            sw.ShapeObject("square", "blue", "small", "top")))
+    tgt = sw.Scene("black", (sw.ShapeObject("circle", "green", "big", "left"),
+                             sw.ShapeObject("square", "blue", "small", "top"),
+                             sw.ShapeObject("triangle", "white", "big", "right")))
+    rec = {"source_scene": src.to_dict(), "target_scene": tgt.to_dict(), "aspects": [
+        {"type": "change_colour", "object": 0, "attribute": "colour", "source": "red", "target": "green"},
+        {"type": "add_object", "object": 2, "attribute": "object", "source": None, "target": "..."},
+        {"type": "change_background", "object": None, "attribute": "background", "source": "gray",
+         "target": "black"}]}
+    perfect = scene_of(tgt.to_dict())
+    s = scene_aspect_scores(perfect, rec)
+    assert s["aspect_acc"] == 1.0 and s["all_aspects"] == 1.0 and s["kept_acc"] == 1.0
+    unedited = scene_of(src.to_dict())  # nothing edited: no aspect right; the top square and empty bottom kept
+    s = scene_aspect_scores(unedited, rec)
+    assert s["aspect_acc"] == 0.0 and s["kept_acc"] == 1.0
+    wrong = scene_of(tgt.to_dict())
+    wrong["objects"]["top"] = None  # the untouched square vanished, and an object appeared at the bottom
+    wrong["objects"]["bottom"] = {"shape": "circle", "colour": "red", "size": "big", "texture": "plain"}
+    s = scene_aspect_scores(wrong, rec)
+    assert s["aspect_acc"] == 1.0 and s["kept_acc"] == 0.0  # 3 facts of the square + 1 empty slot: all lost
+    wrong["objects"]["bottom"] = None
+    assert scene_aspect_scores(wrong, rec)["kept_acc"] == 0.25  # only the empty bottom slot holds

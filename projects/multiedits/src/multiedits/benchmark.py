@@ -17,12 +17,23 @@ import numpy as np
 from conddiff.data import to_tensor
 from multiedits.data import render_record
 from multiedits.grouping import aspects_from_edit_action
-from multiedits.metrics import aspect_scores, judge_attributes, judge_features, structure_distance, unedited_metrics
+from multiedits.metrics import (aspect_scores, judge_attributes, judge_features, scene_aspect_scores, structure_distance,
+                                unedited_metrics)
 from shared.runs import progress
 
 
 def bucket(n_aspects: int) -> str:
     return str(n_aspects) if n_aspects < 3 else "3+"
+
+
+def score_edit(judge, image, record: dict) -> dict[str, float]:
+    """Aspect scores of one edited image: a scene judge (``slots``) on multi-object records, else the
+    single-object judge."""
+    if getattr(judge.cfg, "slots", False):
+        from conddiff.classifier import read_scenes
+
+        return scene_aspect_scores(read_scenes(judge, image)[0], record)
+    return aspect_scores(judge_attributes(judge, image)[0], record)
 
 
 def run_benchmark(pipe, judge, records: list[dict], methods: dict[str, Callable], seed: int = 0,
@@ -35,9 +46,9 @@ def run_benchmark(pipe, judge, records: list[dict], methods: dict[str, Callable]
     for r_i, rec in enumerate(progress(records, total=len(records), desc="records", quiet=quiet)):
         src_u8, tgt_u8, mask = render_record(rec)
         src, tgt = to_tensor(src_u8[None]).to(pipe.device), to_tensor(tgt_u8[None]).to(pipe.device)
-        aspects = aspects_from_edit_action(rec["edit_action"])
+        aspects = aspects_from_edit_action(rec["edit_action"], rec.get("blended_words"))
         k = len(aspects)
-        oracle_reads.append(aspect_scores(judge_attributes(judge, tgt)[0], rec))
+        oracle_reads.append(score_edit(judge, tgt, rec))
         images["source"].append(src.cpu())
         images["target"].append(tgt.cpu())
         images["captions"].append(rec["editing_prompt"])
@@ -48,7 +59,8 @@ def run_benchmark(pipe, judge, records: list[dict], methods: dict[str, Callable]
                    "unet_calls": res.unet_calls, "unet_images": res.unet_images, "seconds": res.seconds,
                    "branches": [[b.kind, b.prompt] for b in res.branches],
                    "aspect_kinds": [b.kind for b in res.branches for _ in b.aspects],
-                   **aspect_scores(judge_attributes(judge, out)[0], rec),
+                   "n_branches": len(res.branches),
+                   **score_edit(judge, out, rec),
                    **unedited_metrics(out[0], src[0], mask),
                    "structure": structure_distance(out, src, extract)}
             rows.append(row)
@@ -60,6 +72,22 @@ def run_benchmark(pipe, judge, records: list[dict], methods: dict[str, Callable]
 def _mean(values) -> float | None:
     vals = [v for v in values if v is not None and np.isfinite(v)]
     return float(np.mean(vals)) if vals else None
+
+
+def summarise_by_branches(rows: list[dict], reference: str = "ParallelEdits") -> dict[str, dict[str, dict]]:
+    """{method: {number of branches ParallelEdits ran on the record: means}}: every method on the same records,
+    grouped by how many branches the ``reference`` method's grouping made for them."""
+    branches = {r["id"]: r["n_branches"] for r in rows if r["method"] == reference}
+    relabelled = [{**r, "bucket": str(branches.get(r["id"], 0))} for r in rows]
+    out: dict[str, dict[str, dict]] = defaultdict(dict)
+    keys = ("aspect_acc", "all_aspects", "kept_acc", "psnr", "unet_calls", "seconds")
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in relabelled if r["method"] == method]
+        for b in sorted({r["bucket"] for r in mine}):
+            sel = [r for r in mine if r["bucket"] == b]
+            out[method][b] = {k: _mean(r[k] for r in sel) for k in keys}
+            out[method][b]["n"] = len(sel)
+    return dict(out)
 
 
 def summarise(rows: list[dict]) -> dict[str, dict[str, dict]]:

@@ -127,6 +127,26 @@ def benchmark_records(n_per_count: int, seed: int, counts: tuple[int, ...] = (1,
     return out
 
 
+def scene_records(n_per_count: int, seed: int, counts: tuple[int, ...] = (1, 2, 3), image_size: int = 32,
+                  max_tries: int = 20) -> list[dict]:
+    """The multi-object benchmark: ``n_per_count`` PIE-Bench++-style records per number of edited aspects, from
+    ``shared.data.shapes_world.edit_records`` on 1-3-object scenes (no jitter): the aspects sit on different
+    objects and the background (change colour / size / shape, add, delete, change background), each with its
+    own mask. Records are drawn until each count has ``n_per_count`` (a scene may allow fewer aspects)."""
+    out = []
+    for k in counts:
+        got, tries = [], 0
+        while len(got) < n_per_count and tries < max_tries:
+            batch = sw.edit_records(4 * n_per_count, seed * 1000 + 10 * k + tries, n_aspects=(k, k),
+                                    image_size=image_size, min_objects=max(1, k - 1), max_objects=3, jitter=0)
+            got += [r for r in batch if len(r["aspects"]) == k][: n_per_count - len(got)]
+            tries += 1
+        for j, r in enumerate(got):
+            r["id"] = f"{k}{j:011d}"
+            out.append(r)
+    return out
+
+
 def render_record(record: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Source image, target image (uint8 (H, W, 3)) and edit mask (bool (H, W)) of a shapes-world record."""
     src, tgt = sw.render_edit(record)

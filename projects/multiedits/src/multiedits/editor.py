@@ -17,6 +17,7 @@ Images are float (1, 3, H, W) in [-1, 1]; a Stable Diffusion pipeline works in i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -213,7 +214,7 @@ def single_branch_edit(pipe: Pipeline, image: torch.Tensor, source_prompt: str, 
     start = time.perf_counter()
     target_prompt = apply_edits(source_prompt, aspects)
     kind = "rigid" if len(source_prompt.split()) == len(target_prompt.split()) else "non_rigid"
-    branch = Branch(list(aspects), kind, target_prompt, source_prompt, [w for a in aspects for w in a.target_words])
+    branch = Branch(list(aspects), kind, target_prompt, source_prompt, [w for a in aspects for w in a.key_words])
     with count_unet(pipe.unet) as counts:
         x0, _ = multi_branch_edit(pipe, image, source_prompt, [branch], cfg, _generator(seed))
         images = pipe.decode(x0)
@@ -227,8 +228,7 @@ def sequential_steps(source_prompt: str, aspects: list[Aspect]) -> list[tuple[st
         a_k = shifted[k]
         after = apply_edits(prompt, [a_k])
         delta = len(after.split()) - len(prompt.split())
-        shifted = [s if m <= k or s.position < a_k.position else Aspect(s.text, s.action, s.position + delta,
-                                                                          s.edit_type)
+        shifted = [s if m <= k or s.position < a_k.position else dataclasses.replace(s, position=s.position + delta)
                    for m, s in enumerate(shifted)]
         out.append((prompt, a_k, after))
         prompt = after
@@ -262,8 +262,9 @@ def p2p_edit(pipe: Pipeline, image: torch.Tensor, source_prompt: str, aspects: l
     tok = pipe.tokenizer
     blend = ([], [])
     if cfg.local_blend:
-        src_words = {w for a in aspects for w in a.source_words}
-        tgt_words = {w for a in aspects for w in a.target_words}
+        # PIE-Bench's blended_word (source noun, target noun) when the aspects know it, else their words
+        src_words = {w for a in aspects for w in ([a.source_noun] if a.source_noun else a.source_words)}
+        tgt_words = {w for a in aspects for w in a.key_words}
         blend = ([i for w, idx in word_token_indices(tok, source_prompt)
                   if w in src_words for i in idx],
                  [i for w, idx in word_token_indices(tok, target_prompt)

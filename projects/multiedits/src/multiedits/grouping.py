@@ -40,6 +40,17 @@ class Aspect:
     action: str
     position: int
     edit_type: str = ""
+    noun: str = ""  # the object noun the aspect edits in the target (PIE-Bench(++) ``blended_words``), if known
+    source_noun: str = ""  # ... and in the source
+
+    @property
+    def key_words(self) -> list[str]:
+        """The words that stand for the aspect in the target prompt: its object noun when known (the official
+        ``obj-adj-pair`` key: the global test, the mIoU, the clustering and the local blend all use it), else
+        its target words. Empty for a deletion."""
+        if self.action == "-":
+            return []
+        return [self.noun] if self.noun else self.target_words
 
     @property
     def is_swap(self) -> bool:
@@ -54,10 +65,14 @@ class Aspect:
         return [] if self.action == "-" else self.text.split()
 
 
-def aspects_from_edit_action(edit_action: dict) -> list[Aspect]:
-    """PIE-Bench++ ``edit_action`` {text: {"position", "edit_type", "action"}} -> aspects, in annotation order."""
-    return [Aspect(str(text), str(v["action"]), int(v["position"]), str(v.get("edit_type", "")))
-            for text, v in edit_action.items()]
+def aspects_from_edit_action(edit_action: dict, blended_words: list[str] | None = None) -> list[Aspect]:
+    """PIE-Bench++ ``edit_action`` {text: {"position", "edit_type", "action"}} -> aspects, in annotation order;
+    ``blended_words`` ("source_noun target_noun" per aspect, PIE-Bench++'s field) gives each aspect its nouns."""
+    nouns = [str(b).split() for b in blended_words] if blended_words and len(blended_words) == len(
+        edit_action) else [[] for _ in edit_action]
+    return [Aspect(str(text), str(v["action"]), int(v["position"]), str(v.get("edit_type", "")),
+                   n[-1] if n else "", n[0] if n else "")
+            for (text, v), n in zip(edit_action.items(), nouns)]
 
 
 def aspects_from_prompts(source_prompt: str, target_prompt: str) -> list[Aspect]:
@@ -172,12 +187,12 @@ def classify_aspects(aspects: list[Aspect], src_maps: dict[str, np.ndarray],
     """Official ``get_edits_type``: {"global": [...], "rigid": [...], "non_rigid": [...]} (rules 1-3)."""
     out: dict[str, list[Aspect]] = {"global": [], "rigid": [], "non_rigid": []}
     for a in aspects:
-        last = a.target_words[-1] if a.target_words else None
+        last = a.key_words[-1] if a.key_words else None
         if last is not None and last in tgt_maps and covers_image(tgt_maps[last]):
             out["global"].append(a)
         elif not a.is_swap:
             out["non_rigid"].append(a)
-        elif mean_overlap(src_maps, tgt_maps, a.source_words, a.target_words) < RIGID_MIOU:
+        elif mean_overlap(src_maps, tgt_maps, a.source_words, a.key_words) < RIGID_MIOU:
             out["non_rigid"].append(a)
         else:
             out["rigid"].append(a)
@@ -192,9 +207,9 @@ def cluster_aspects(aspects: list[Aspect], tgt_maps: dict[str, np.ndarray]) -> l
     while rest:
         base = rest.pop(0)
         group = [base]
-        if base.target_words and all(w in tgt_maps for w in base.target_words):
+        if base.key_words and all(w in tgt_maps for w in base.key_words):
             for other in list(reversed(rest)):
-                if mean_overlap(tgt_maps, tgt_maps, base.target_words, other.target_words) > 0:
+                if mean_overlap(tgt_maps, tgt_maps, base.key_words, other.key_words) > 0:
                     group.append(other)
                     rest.remove(other)
         groups.append(sorted(group, key=aspects.index))
@@ -224,7 +239,7 @@ def branch_prompts(source_prompt: str, groups: list[tuple[str, list[Aspect]]], o
     for kind, group in groups:
         done = done + group
         prompt = apply_edits(source_prompt, [a for a in order if a in done])
-        local = [w for a in group for w in a.target_words]
+        local = [w for a in group for w in a.key_words]
         branches.append(Branch(list(group), kind, prompt, base, local))
         base = prompt
     return branches

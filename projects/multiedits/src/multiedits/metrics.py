@@ -128,3 +128,51 @@ def aspect_scores(read: dict[str, str], record: dict) -> dict[str, float]:
     return {"aspect_acc": float(np.mean(hits)), "all_aspects": float(all(hits)),
             "kept_acc": float(np.mean(kept)) if kept else 1.0,
             **{f"acc_{a}": float(read[a] == target[a]) for a in edited}}
+
+
+def scene_aspect_scores(read: dict, record: dict) -> dict[str, float]:
+    """Per-aspect accuracy of one edited multi-object image read by a scene judge (``conddiff.classifier.
+    read_scenes``): a colour / size / shape aspect is right when the edited object's slot reads the target value,
+    an addition when the slot holds an object of the target shape and colour, a deletion when the slot reads
+    empty, a background edit when the background reads the target. "kept" is the fraction of the untouched
+    facts (each untouched object's presence, shape, colour and size; every empty slot staying empty; the
+    background unless edited) that still hold."""
+    from conddiff.classifier import scene_of
+
+    tgt = scene_of(record["target_scene"])
+    tgt_objs = record["target_scene"]["objects"]
+    src_objs = record["source_scene"]["objects"]
+    hits, touched, per_type = [], set(), {}
+    for a in record["aspects"]:
+        t = a["type"]
+        if t == "change_background":
+            ok = read["background"] == a["target"]
+            touched.add("background")
+        elif t == "delete_object":
+            pos = src_objs[a["source_object"]]["position"]
+            ok = read["objects"][pos] is None
+            touched.add(pos)
+        else:
+            o = tgt_objs[a["object"]]
+            pos, got = o["position"], read["objects"][o["position"]]
+            touched.add(pos)
+            if t == "add_object":
+                ok = got is not None and got["shape"] == o["shape"] and got["colour"] == o["colour"]
+            else:
+                ok = got is not None and got[a["attribute"]] == a["target"]
+        hits.append(ok)
+        per_type.setdefault(f"acc_{t}", []).append(ok)
+    kept = []
+    for pos, want in tgt["objects"].items():
+        if pos in touched:
+            continue
+        got = read["objects"][pos]
+        if want is None:
+            kept.append(got is None)
+        else:
+            kept += [got is not None and got[f] == want[f] for f in ("shape", "colour", "size")]
+    if "background" not in touched:
+        kept.append(read["background"] == tgt["background"])
+    return {"aspect_acc": float(np.mean(hits)), "all_aspects": float(all(hits)),
+            "kept_acc": float(np.mean(kept)) if kept else 1.0,
+            **{k: float(np.mean(v)) for k, v in per_type.items()}}
