@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> Path:
     import argparse
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pipeline", default=str(HERE / "checkpoints" / "base"))
+    p.add_argument("--pipeline", default=str(HERE / "checkpoints" / "base_multi"))
     p.add_argument("--n", type=int, default=16)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
@@ -47,8 +47,10 @@ def main(argv: list[str] | None = None) -> Path:
     pipe = load_pipeline(args.pipeline, "cpu")
     judge = AttributeClassifier.load(HERE / "checkpoints" / "judge")
     noisy = AttributeClassifier.load(HERE / "checkpoints" / "noisy_classifier")
+    scene_judge = AttributeClassifier.load(HERE / "checkpoints" / "scene_judge")
     start = time.time()
-    res, grids = run_applications(pipe, judge, noisy, args.n, args.steps, args.seed, sweep=True)
+    res, grids = run_applications(pipe, judge, noisy, args.n, args.steps, args.seed, sweep=True,
+                                  scene_judge=scene_judge)
     judge_acc = json.loads((HERE / "checkpoints" / "judge" / "config.json").read_text())["accuracy_on_renders"]
     attrs = [("colour", "colour"), ("shape", "shape"), ("size", "size"), ("position", "position"),
              ("background", "background"), ("all five", "all")]
@@ -64,8 +66,10 @@ def main(argv: list[str] | None = None) -> Path:
         "editing": table(res["editing"], [("target colour", "target_colour_acc"), ("shape kept", "kept_shape_acc"),
                                           ("position kept", "kept_position_acc"),
                                           ("background PSNR (dB)", "background_psnr")]),
-        "composition": table(res["composition"], [("left present", "left_present"),
-                                                  ("right present", "right_present"), ("both", "both_present")]),
+        "composition": table(res["composition"], [
+            ("2 objects: object right", "object_acc_2"), ("2: all objects", "all_objects_2"),
+            ("2: no extra", "no_extra_2"), ("3 objects: object right", "object_acc_3"),
+            ("3: all objects", "all_objects_3"), ("3: no extra", "no_extra_3")]),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     payload = {"tables": tables, "seeds": [args.seed], "n_per_setting": args.n, "ddim_steps": args.steps,

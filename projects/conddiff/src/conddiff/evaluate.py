@@ -17,7 +17,7 @@ import torch
 
 from conddiff import attention as attn_lib
 from conddiff.blending import ClassifierFreeGuidance, ComposableDiffusion
-from conddiff.classifier import ATTRIBUTES, AttributeClassifier, parse_prompt
+from conddiff.classifier import ATTRIBUTES, AttributeClassifier, parse_prompt, read_scenes
 from conddiff.correction import ILVR, RePaint
 from conddiff.data import DataConfig, to_tensor, to_uint8
 from conddiff.guidance import ClassifierGuidance, LossGuidance, measurement_norm
@@ -202,44 +202,44 @@ def p2p_editing(pipe, judge, n: int, seed: int, steps: int, cfg_scale: float = 3
     return out, images
 
 
-def composition(pipe, n: int, seed: int, steps: int, weight: float = 3.0) -> tuple[dict, dict]:
-    """Two objects from single-object concepts: composable diffusion AND vs one prompt naming both.
+def composition(pipe, scene_judge, n: int, seed: int, steps: int, weight: float = 3.0,
+                counts: tuple[int, ...] = (2, 3)) -> tuple[dict, dict]:
+    """Multi-object prompts (2 and 3 objects): one prompt naming every object (CFG ``weight``) vs composable
+    diffusion AND over one single-object concept per object (same background; weight ``weight`` each).
 
-    A concept is present when its colour is the most frequent palette colour (>= 8 pixels within RGB distance
-    60) in its half of the image (left / right)."""
-    rng = np.random.default_rng(seed)
-    shapes = rng.choice(sw.SHAPES, (n, 2))
-    cols = np.array([rng.choice(sw.COLOURS, 2, replace=False) for _ in range(n)])
-    bgs = rng.choice(["black", "gray"], n)
-    left = [f"a big {c[0]} {s[0]} on the left on a {b} background" for s, c, b in zip(shapes, cols, bgs)]
-    right = [f"a big {c[1]} {s[1]} on the right on a {b} background" for s, c, b in zip(shapes, cols, bgs)]
-    both = [f"a big {c[0]} {s[0]} on the left and a big {c[1]} {s[1]} on the right on a {b} background"
-            for s, c, b in zip(shapes, cols, bgs)]
+    The scene judge reads each slot; an object is right when its slot holds an object of the prompted shape and
+    colour ("+size": also the size); "all objects" when every object is right; "no extra" when every other slot
+    is empty. ``n`` prompts per object count."""
     out, images = {}, {}
-
-    palette = sw.COLOUR_RGB.astype(np.int32)
-
-    def present(img: torch.Tensor) -> dict:
-        u8 = to_uint8(img).astype(np.int32)  # (B, H, W, 3)
-        half = u8.shape[2] // 2
-        # nearest palette colour of every pixel (within distance 60, else none)
-        d = np.sqrt(((u8[..., None, :] - palette) ** 2).sum(-1))  # (B, H, W, 5)
-        label = np.where(d.min(-1) < 60, d.argmin(-1), -1)
-        ok = np.zeros((len(u8), 2), bool)
-        for i in range(len(u8)):
-            for s, side in enumerate((slice(0, half), slice(half, None))):
-                counts = np.bincount(label[i][:, side][label[i][:, side] >= 0], minlength=len(palette))
-                target = sw.COLOURS.index(cols[i][s])
-                ok[i, s] = counts[target] >= 8 and counts[target] == counts.max()
-        return {"left_present": float(ok[:, 0].mean()), "right_present": float(ok[:, 1].mean()),
-                "both_present": float(ok.all(1).mean())}
-
-    # one prompt naming both objects (out of the single-object training distribution), CFG
-    x = pipe.decode(sample(pipe, both, steps=steps, blending=ClassifierFreeGuidance(weight), generator=gen(seed)))
-    out["one prompt naming both (CFG)"], images["one prompt"] = present(x), x
-    comp = ComposableDiffusion([left, right], [weight, weight])  # per-sample concept prompts
-    x = pipe.decode(sample(pipe, both, steps=steps, blending=comp, generator=gen(seed)))
-    out["composable diffusion AND"], images["composable AND"] = present(x), x
+    rows = {"one prompt naming all (CFG)": {}, "composable diffusion AND": {}}
+    for c in counts:
+        batch = sw.generate(n, seed + 97 * c, min_objects=c, max_objects=c, jitter=0)
+        scenes = batch.scenes()
+        concepts = [[sw.Scene(s.background, (s.objects[k],)).caption() for s in scenes] for k in range(c)]
+        runs = {
+            "one prompt naming all (CFG)": ClassifierFreeGuidance(weight),
+            "composable diffusion AND": ComposableDiffusion(concepts, [weight] * c),
+        }
+        for name, blending in runs.items():
+            x = pipe.decode(sample(pipe, batch.captions, steps=steps, blending=blending, generator=gen(seed + c)))
+            reads = read_scenes(scene_judge, x)
+            obj_ok, obj_size_ok, all_ok, extra_ok = [], [], [], []
+            for s, r in zip(scenes, reads):
+                want = {o.position: o for o in s.objects}
+                oks = []
+                for p, o in want.items():
+                    got = r["objects"][p]
+                    ok = got is not None and got["shape"] == o.shape and got["colour"] == o.colour
+                    oks.append(ok)
+                    obj_size_ok.append(ok and got["size"] == o.size)
+                obj_ok += oks
+                all_ok.append(all(oks))
+                extra_ok.append(all(r["objects"][p] is None for p in sw.POSITIONS if p not in want))
+            rows[name].update({f"object_acc_{c}": float(np.mean(obj_ok)), f"object_size_acc_{c}": float(
+                np.mean(obj_size_ok)), f"all_objects_{c}": float(np.mean(all_ok)),
+                f"no_extra_{c}": float(np.mean(extra_ok))})
+            images[f"{name.split(' (')[0]}, {c} objects"] = x
+    out.update(rows)
     return out, images
 
 
@@ -275,7 +275,7 @@ def image_grid(rows: dict[str, torch.Tensor], path, max_cols: int = 8) -> None:
 
 
 def run_applications(pipe, judge, noisy_classifier, n: int, steps: int, seed: int, sweep: bool = False,
-                     repaint_jumps=(5, 3)) -> tuple[dict, dict]:
+                     repaint_jumps=(5, 3), scene_judge=None) -> tuple[dict, dict]:
     """Every application once (``sweep``: also the CFG / guidance / SDEdit sweeps of reproduce.py)."""
     results, grids = {}, {}
     results["text_to_image"], grids["text_to_image"] = text_to_image(
@@ -286,5 +286,6 @@ def run_applications(pipe, judge, noisy_classifier, n: int, steps: int, seed: in
     results["inpainting"], grids["inpainting"] = inpainting(pipe, n, seed + 2, steps, repaint_jumps)
     results["super_resolution"], grids["super_resolution"] = super_resolution(pipe, n, seed + 3, steps)
     results["editing"], grids["editing"] = p2p_editing(pipe, judge, n, seed + 4, steps)
-    results["composition"], grids["composition"] = composition(pipe, n, seed + 5, steps)
+    if scene_judge is not None:
+        results["composition"], grids["composition"] = composition(pipe, scene_judge, n, seed + 5, steps)
     return results, grids
