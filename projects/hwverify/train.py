@@ -110,15 +110,15 @@ def vlm_suffixes(data: HandwritingData, pairs: np.ndarray, explain: bool) -> lis
 
 def train_vlm(cfg: Config, run: RunDir, data: HandwritingData, device: torch.device, quiet: bool,
               resume: bool) -> dict:
-    """LoRA fine-tuning (AdamW) of PaliGemma on the composed pairs; next-token loss on the answer."""
-    from hwverify.vlm import LoraState, VLMVerifier, add_lora, load_base, save_tiny_base
+    """Fine-tuning (AdamW; LoRA or full) of PaliGemma on the composed pairs; next-token loss on the answer."""
+    from hwverify.vlm import TrainableState, VLMVerifier, load_base, prepare_tuning, save_base, save_trained
 
     vc = cfg.vlm
     base, processor = load_base(vc)
     if vc.pretrained is None:
-        save_tiny_base(base, run.path / "vlm")
-    verifier = VLMVerifier(add_lora(base, vc), processor, vc, device)
-    lora = LoraState(verifier.model)
+        save_base(base, run.path / "vlm")
+    verifier = VLMVerifier(prepare_tuning(base, vc), processor, vc, device)
+    trainable = TrainableState(verifier.model)
     optimizer = torch.optim.AdamW([p for p in verifier.model.parameters() if p.requires_grad], lr=vc.lr)
     pairs = split_pairs(data, cfg.seed)
     train_pairs = pairs["train"]
@@ -128,36 +128,41 @@ def train_vlm(cfg: Config, run: RunDir, data: HandwritingData, device: torch.dev
     suffixes = np.array(vlm_suffixes(data, train_pairs, vc.explain), dtype=object)
     state = {"epoch": 0}
     if resume:
-        state = run.load_checkpoint("last", {"lora": lora}, optimizers={"adamw": optimizer})
+        state = run.load_checkpoint("last", {"trainable": trainable}, optimizers={"adamw": optimizer})
         rng.bit_generator.state = state.pop("rng")
         run.rewind_metrics(state["epoch"], key="epoch")
     n_train = sum(p.numel() for p in verifier.model.parameters() if p.requires_grad)
-    run.log(f"PaliGemma + LoRA: {n_train:,} trainable parameters; {len(train_pairs)} training pairs", quiet=quiet)
+    n_all = sum(p.numel() for p in verifier.model.parameters())
+    run.log(f"PaliGemma ({vc.vision_tower if vc.pretrained is None else vc.pretrained}, {vc.tuning}): "
+            f"{n_train:,} of {n_all:,} parameters train; {len(train_pairs)} training pairs; "
+            f"{verifier.size}x{verifier.size} input", quiet=quiet)
 
     while state["epoch"] < vc.epochs:
-        verifier.model.train()
+        verifier.train()
         order, losses, start = rng.permutation(len(train_pairs)), [], time.time()
         steps = range(0, len(order), vc.batch_size)
         for k in progress(steps, desc=f"epoch {state['epoch'] + 1}", quiet=quiet):
             idx = order[k:k + vc.batch_size]
-            loss = verifier.loss(data.images, train_pairs[idx], list(suffixes[idx]))
+            loss = verifier.loss(data.originals, train_pairs[idx], list(suffixes[idx]))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-        scores = verifier.scores(data.images, pairs["val"])
+        scores = verifier.scores(data.originals, pairs["val"])
         val = verification_metrics(pairs["val"][:, 2], (scores > 0.5).astype(int), scores)
         state["epoch"] += 1
         run.log_metrics(epoch=state["epoch"], loss=float(np.mean(losses)), val_accuracy=val["accuracy"],
                         val_f1=val["f1"], val_auc=val["auc"], val_eer=val["eer"], epoch_s=time.time() - start)
         run.log(f"epoch {state['epoch']:3d}  loss {np.mean(losses):.4f}  val acc {val['accuracy']:.3f}  "
                 f"F1 {val['f1']:.3f}  AUC {val['auc']:.3f}  ({time.time() - start:.0f} s)", quiet=quiet)
-        run.save_checkpoint("last", {"lora": lora}, optimizers={"adamw": optimizer},
+        run.save_checkpoint("last", {"trainable": trainable}, optimizers={"adamw": optimizer},
                             state={**state, "rng": rng.bit_generator.state})
-    verifier.save(run.path / "vlm")
+    save_trained(verifier.model, run.path / "vlm")
+    processor.save_pretrained(run.path / "vlm" / "processor")
 
-    test_pairs = pairs["test"] if cfg.eval_max_pairs is None else pairs["test"][:: max(1, len(pairs["test"]) // cfg.eval_max_pairs)]
-    scores = verifier.scores(data.images, test_pairs)
+    test_pairs = pairs["test"] if cfg.eval_max_pairs is None else \
+        pairs["test"][:: max(1, len(pairs["test"]) // cfg.eval_max_pairs)]
+    scores = verifier.scores(data.originals, test_pairs)
     test = verification_metrics(test_pairs[:, 2], (scores > 0.5).astype(int), scores)
     return {"model": "vlm", "epochs": state["epoch"], "test": test}
 

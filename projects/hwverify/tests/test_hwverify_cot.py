@@ -110,3 +110,41 @@ def test_client_payload_and_opt_in_environment(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "k")
     env_client = cot.ChatClient.from_env()
     assert (env_client.model, env_client.api_key) == ("gpt-4o", "k")
+
+
+def test_official_transport_sends_the_file_bytes_as_text(tmp_path):
+    import base64
+
+    payload = b"\x89PNG not really, any bytes"
+    (tmp_path / "0001a_num1.png").write_bytes(payload)
+    seen = []
+    cot.verify_pair(lambda m, t: seen.append(m) or "Yes", tmp_path / "0001a_num1.png", tmp_path / "0001a_num1.png")
+    b64 = base64.b64encode(payload).decode("utf-8")  # the script's load_image_as_base64
+    assert seen[0][1]["content"] == official_and_prompt(b64, b64)
+
+
+def test_image_url_transport_puts_both_images_in_image_parts():
+    import base64
+
+    import cv2
+
+    known = np.full((20, 40), 255, np.uint8)
+    known[5:15, 10:30] = 0
+    questioned = np.full((30, 50), 200, np.uint8)
+    seen = []
+    out = cot.verify_pair(lambda m, t: seen.append(m) or "Yes, same writer", known, questioned, transport="image_url")
+    assert out["decision"] == "Yes"
+    content = seen[0][1]["content"]
+    assert [p["type"] for p in content] == ["text", "image_url", "text", "image_url", "text"]
+    # The text parts are the official prompt's text around the slots, byte for byte.
+    assert content[0]["text"] + "X" + content[2]["text"] + "Y" + content[4]["text"] == official_and_prompt("X", "Y")
+    for part, original in ((content[1], known), (content[3], questioned)):
+        url = part["image_url"]["url"]
+        assert url.startswith("data:image/png;base64,")
+        pixels = cv2.imdecode(np.frombuffer(base64.b64decode(url.split(",", 1)[1]), np.uint8), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(pixels, original)  # the pixels the model sees are the scan's
+    # Turn 2 is the same in both transports: the explanation, then the decision prompt.
+    assert seen[1][2:] == [{"role": "assistant", "content": "Yes, same writer"},
+                           {"role": "user", "content": cot.AND.decision}]
+    with pytest.raises(ValueError, match="transport"):
+        cot.verify_pair(lambda m, t: "", known, known, transport="base64")

@@ -125,3 +125,29 @@ def test_cedar_corrupt_image_is_a_clear_error(tmp_path):
     (tmp_path / "0001a_num2.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match="cannot read image"):
         load_data(DataConfig(source="cedar"), str(tmp_path), 0)
+
+
+def test_cedar_loader_reads_sslhv_per_writer_subfolders(tmp_path):
+    """SSL-HV's layout: supervised/train/<writer>/XXXXy_numZ.png; the root may be the parent of supervised/."""
+    for w in range(1, 7):
+        _write_cedar(tmp_path / "supervised" / "train" / f"{w:04d}", [w], samples=3)
+    for w in range(7, 10):
+        _write_cedar(tmp_path / "supervised" / "test" / f"{w:04d}", [w], samples=3)
+    data = load_data(DataConfig(source="cedar", image_size=16, val_fraction=0.2), str(tmp_path), seed=0)
+    assert data.images.shape == (27, 16, 16)
+    assert {data.names[i] for i in data.splits["test"]} == {f"{w:04d}a_num{s}" for w in range(7, 10) for s in (1, 2, 3)}
+    assert np.unique(data.writer_ids).size == 9 and len(np.unique(data.writer_ids[data.splits["val"]])) == 1
+    # Originals stay at their own resolution (30 x 60), uint8, for the VLM and the chain-of-thought protocol.
+    first = data.originals[0]
+    assert first.dtype == np.uint8 and first.shape == (30, 60) and data.paths[0].parent.name == "0001"
+    same = load_data(DataConfig(source="cedar", image_size=16, val_fraction=0.2), str(tmp_path / "supervised"), 0)
+    assert same.names == data.names
+
+
+def test_synthetic_originals_are_uint8_at_their_own_size():
+    data = load_data(DataConfig(source="synthetic", n_writers=4, samples_per_writer=2, image_size=16,
+                                original_size=48, val_fraction=0.25, test_fraction=0.25), None, seed=0)
+    assert data.images.shape == (8, 16, 16) and data.originals.shape == (8, 48, 48)
+    assert data.originals.dtype == np.uint8 and data.originals.max() > 200 and data.originals.min() < 80
+    back = cv2.resize(data.originals[0], (16, 16), interpolation=cv2.INTER_AREA) / 255.0
+    np.testing.assert_allclose(data.images[0], back, atol=1e-6)  # the ResNet's view is resized from the original

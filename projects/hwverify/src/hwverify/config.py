@@ -12,7 +12,10 @@ class DataConfig:
     source: Literal["synthetic", "cedar"] = "cedar"
     """``cedar``: CEDAR AND / Letter images under ``--data-root``; ``synthetic``: shared.data.handwriting."""
     image_size: int = 64
-    """Side of the square ResNet input (SSL-HV: "lightly-transformed-64")."""
+    """Side of the square ResNet input (SSL-HV: "lightly-transformed-64"). The VLM and the chain-of-thought
+    protocol read the original scans instead."""
+    original_size: int = 128
+    """Synthetic only: side of the rendered "original" scans (the ResNet's images are resized from them)."""
     n_writers: int = 300
     """Synthetic only: number of writers."""
     samples_per_writer: int = 6
@@ -52,11 +55,20 @@ class VLMConfig:
     pretrained: str | None = "google/paligemma-3b-pt-224"
     """A local folder (or Hub id already in the local cache) of a PaliGemma checkpoint; None = tiny config."""
     image_size: int = 224
-    """Side of the square VLM input: Known on top, Questioned below, each squashed to (size/2) x size."""
+    """Tiny config: side of the square VLM input (Known on top, Questioned below, each (size/2) x size, resized
+    from the original scans). A checkpoint's processor brings its own size (224 for paligemma-3b-pt-224)."""
     tiny_hidden: int = 64
     """Tiny config (pretrained=None): hidden size of SigLIP and Gemma."""
     tiny_layers: int = 2
     tiny_patch: int = 8
+    vision_tower: Literal["siglip", "lite0"] = "siglip"
+    """Tiny config: a random SigLIP, or the ImageNet EfficientNet-Lite0 of shared.data.pretrained (real weights)."""
+    lite0_stage: int = 2
+    """Lite0 tower: feature level whose cells are the image tokens (2: stride 8, 40 channels)."""
+    tuning: Literal["lora", "full"] = "lora"
+    """``lora``: adapters only (the paper); ``full``: every parameter (except a frozen vision tower)."""
+    freeze_vision: bool = False
+    """Full tuning: keep the vision tower fixed (PaliGemma's fine-tuning recipe freezes the image encoder)."""
     prompt: str = "answer en same writer?"
     """Prefix text; the target suffix is "yes" / "no" (+ an explanation when ``explain``)."""
     explain: bool = False

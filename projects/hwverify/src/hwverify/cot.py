@@ -9,7 +9,16 @@ Two turns with a chat-completions model ("gpt-4o" in the paper):
    Yes / No / Unknown / Both. The scripts drop the rows whose decision is Unknown.
 
 The prompt strings are the scripts' f-strings byte for byte, including their leading newline and the four
-spaces of source indentation on every line. The AND script is ``parallel_chatgpt_api_invocation``; the
+spaces of source indentation on every line.
+
+Two transports carry the images (:data:`TRANSPORTS`):
+
+* ``official`` -- as published: each image file is base64-encoded and pasted into the prompt *text*. The
+  model receives a string of base64 characters, not an image: a chat model's vision encoder only sees
+  image parts, so whatever the published 70 % measures, it is not a comparison of the pixels.
+* ``image_url`` -- the same words, but each ``{image}`` slot becomes an image part (a PNG ``data:`` URL in
+  an OpenAI ``image_url`` content part) between the text parts, so a vision model actually sees both
+  samples. This is the variant that tests vision. The AND script is ``parallel_chatgpt_api_invocation``; the
 CEDAR Letter script (``invoke_chatgpt_api.py``) words both prompts differently and thumbnails images to at
 most 800 px (:data:`LETTER`).
 
@@ -28,6 +37,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -95,8 +105,25 @@ def parse_decision(text: str) -> str:
     return "Unknown" if not yes else "Both"
 
 
+TRANSPORTS = ("official", "image_url")
+"""How the images travel: base64 text in the prompt (the scripts) or image content parts."""
+
+
+def encode_image_base64(image: np.ndarray | Path, max_side: int | None = None) -> str:
+    """Base64 of an image: a file's own bytes, as the AND script sends them (``load_image_as_base64``), or a
+    scan array as PNG; with ``max_side`` the image is thumbnailed first (aspect kept; the Letter script)."""
+    if isinstance(image, (str, Path)):
+        if max_side is None:
+            return base64.b64encode(Path(image).read_bytes()).decode("utf-8")
+        array = cv2.imread(str(image), cv2.IMREAD_UNCHANGED)
+        if array is None:
+            raise ValueError(f"cannot read image '{image}'")
+        return encode_png_base64(array, max_side)
+    return encode_png_base64(image, max_side)
+
+
 def encode_png_base64(image: np.ndarray, max_side: int | None = None) -> str:
-    """A grey scan (float in [0, 1] or uint8) as base64 PNG text, optionally thumbnailed (aspect kept)."""
+    """A scan (float in [0, 1] or uint8) as base64 PNG text, optionally thumbnailed (aspect kept)."""
     img = np.asarray(image)
     if img.dtype != np.uint8:
         img = (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
@@ -116,6 +143,20 @@ def explanation_messages(image1_b64: str, image2_b64: str, prompts: PromptSet = 
             {"role": "user", "content": prompts.explanation.format(image1=image1_b64, image2=image2_b64)}]
 
 
+def explanation_messages_image_url(image1_b64: str, image2_b64: str, prompts: PromptSet = AND) -> list[dict]:
+    """Turn 1 with the images as content parts: the explanation prompt's text, split at ``{image1}`` and
+    ``{image2}``, with a PNG ``image_url`` part in each slot (text parts byte-identical to the official ones)."""
+    before, rest = prompts.explanation.split("{image1}")
+    between, after = rest.split("{image2}")
+    parts: list[dict] = [{"type": "text", "text": before},
+                         {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{image1_b64}"}},
+                         {"type": "text", "text": between},
+                         {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{image2_b64}"}}]
+    if after:
+        parts.append({"type": "text", "text": after})
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": parts}]
+
+
 def decision_messages(history: list[dict], explanation: str, prompts: PromptSet = AND) -> list[dict]:
     """Turn 2: the history, the explanation as the assistant's turn, then the decision prompt."""
     return [*history, {"role": "assistant", "content": explanation}, {"role": "user", "content": prompts.decision}]
@@ -125,22 +166,36 @@ Chat = Callable[[list[dict], float | None], str]
 """A chat function: (messages, temperature or None for the server default) -> the assistant's text."""
 
 
-def verify_pair(chat: Chat, image1: np.ndarray, image2: np.ndarray, prompts: PromptSet = AND) -> dict[str, str]:
-    """Run the two-turn protocol on one pair; returns explanation, raw decision text and parsed decision."""
-    b1 = encode_png_base64(image1, prompts.max_image_side)
-    b2 = encode_png_base64(image2, prompts.max_image_side)
-    first = explanation_messages(b1, b2, prompts)
+def verify_pair(chat: Chat, image1: np.ndarray | Path, image2: np.ndarray | Path, prompts: PromptSet = AND,
+                transport: str = "official") -> dict[str, str]:
+    """Run the two-turn protocol on one pair; returns explanation, raw decision text and parsed decision.
+
+    ``image1``/``image2`` are the original files (their bytes are sent, as the scripts do) or uint8 scans.
+    ``transport``: ``official`` (base64 text in the prompt) or ``image_url`` (image content parts, PNG).
+    """
+    if transport == "official":
+        first = explanation_messages(encode_image_base64(image1, prompts.max_image_side),
+                                     encode_image_base64(image2, prompts.max_image_side), prompts)
+    elif transport == "image_url":  # a data: URL says PNG, so files are decoded and re-encoded as PNG
+        pngs = [encode_png_base64(cv2.imread(str(x), cv2.IMREAD_UNCHANGED) if isinstance(x, (str, Path)) else x,
+                                  prompts.max_image_side) for x in (image1, image2)]
+        first = explanation_messages_image_url(*pngs, prompts)
+    else:
+        raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
     explanation = chat(first, prompts.explanation_temperature)
     answer = chat(decision_messages(first, explanation, prompts), None)
     return {"explanation": explanation, "decision_text": answer, "decision": parse_decision(answer)}
 
 
-def run_protocol(chat: Chat, images: np.ndarray, pairs: np.ndarray, prompts: PromptSet = AND) -> list[dict]:
-    """The protocol over ``pairs`` (rows i, j, label); every row is returned, Unknown included, so that both
-    accountings (:func:`hwverify.metrics.decision_metrics`) can be computed."""
+def run_protocol(chat: Chat, images, pairs: np.ndarray, prompts: PromptSet = AND,
+                 transport: str = "official") -> list[dict]:
+    """The protocol over ``pairs`` (rows i, j, label); ``images[k]`` is sample k's original file or uint8 scan.
+    Every row is returned, Unknown included, so that both accountings
+    (:func:`hwverify.metrics.decision_metrics`) can be computed."""
     rows = []
     for i, j, label in np.asarray(pairs).tolist():
-        rows.append({"i": i, "j": j, "label": label, **verify_pair(chat, images[i], images[j], prompts)})
+        rows.append({"i": i, "j": j, "label": label,
+                     **verify_pair(chat, images[i], images[j], prompts, transport)})
     return rows
 
 

@@ -14,6 +14,7 @@ another writer, so the classes are balanced 1:1. Splits are by writer, so no tes
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,21 +31,53 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class HandwritingData:
-    """Grey scans (white paper = 1, ink dark), float32 (N, S, S) in [0, 1], with writer ids and splits.
+    """Grey scans with writer ids and splits.
 
     Attributes:
-        images: the samples, as scans.
+        images: the ResNet's view, float32 (N, S, S) in [0, 1] (white paper = 1, ink dark), each resized from
+            its original to S x S (SSL-HV: 64).
+        originals: the scans at their original resolution, uint8 (H, W) each (white paper = 255), indexable by
+            sample; the VLM and the chain-of-thought protocol read these, never the S x S view.
         writer_ids: int64 (N,), a writer index per sample.
         names: file-like names (``0001a_num1``).
         splits: ``{"train"|"val"|"test": sample indices}``; their writers are disjoint.
         styles: synthetic only: style key -> (n_writers,) array, indexed by writer id (for explanations).
+        paths: CEDAR only: the image files (the official protocol sends their bytes).
     """
 
     images: np.ndarray
+    originals: Sequence[np.ndarray]
     writer_ids: np.ndarray
     names: list[str]
     splits: dict[str, np.ndarray]
     styles: dict[str, np.ndarray] = field(default_factory=dict)
+    paths: list[Path] | None = None
+
+
+class ScanFiles(Sequence):
+    """Original scans read from disk on access (grey uint8), so CEDAR Letter pages need not fit in memory."""
+
+    def __init__(self, paths: list[Path]):
+        self.paths = list(paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        return read_grey(self.paths[k])
+
+
+def read_grey(path: Path) -> np.ndarray:
+    """A grey uint8 scan; a clear error for an unreadable file."""
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise ValueError(f"cannot read image '{path}' (corrupt or not an image)")
+    return image
+
+
+def resized_view(original: np.ndarray, size: int) -> np.ndarray:
+    """The ResNet's S x S float view (white = 1) of a uint8 scan."""
+    return cv2.resize(original, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
 
 def model_input(images: np.ndarray) -> np.ndarray:
@@ -141,13 +174,18 @@ def writer_batches(writer_ids: np.ndarray, indices: np.ndarray, batch_writers: i
 
 # ---- sources -----------------------------------------------------------------------------------------------
 def load_synthetic(cfg: DataConfig, seed: int) -> HandwritingData:
-    """The offline default: synthetic writers of "and", split by writer."""
-    hw = handwriting_and(cfg.n_writers, cfg.samples_per_writer, size=cfg.image_size, seed=seed, jitter=cfg.jitter)
+    """The offline default: synthetic writers of "and", rendered at ``original_size`` (the originals) and
+    resized to ``image_size`` for the ResNet, as CEDAR scans are; split by writer."""
+    hw = handwriting_and(cfg.n_writers, cfg.samples_per_writer, size=cfg.original_size, seed=seed,
+                         jitter=cfg.jitter)
+    originals = np.rint(hw.images * 255).astype(np.uint8)
+    images = np.stack([resized_view(o, cfg.image_size) for o in originals]) if cfg.original_size != cfg.image_size \
+        else originals.astype(np.float32) / 255.0
     rng = np.random.default_rng(seed + 1)
     writer_sets = writer_disjoint_split(hw.writer_ids, cfg.val_fraction, cfg.test_fraction, rng)
     writer_sets["train"] = subsample_writers(writer_sets["train"], cfg.train_sample_percent, rng)
     splits = {k: np.flatnonzero(np.isin(hw.writer_ids, writer_sets[k])) for k in SPLITS}
-    return HandwritingData(hw.images, hw.writer_ids, hw.names, splits, hw.styles)
+    return HandwritingData(images, originals, hw.writer_ids, hw.names, splits, hw.styles)
 
 
 NAME_PATTERN = re.compile(r"^(?P<writer>\d{3,4})(?P<page>[a-z])(?:_num(?P<sample>\d+))?$", re.IGNORECASE)
@@ -158,10 +196,11 @@ class CedarRoot(DatasetRoot):
     """CEDAR AND (word crops of "and") or CEDAR Letter (full pages), as used by SSL-HV / VLM-HV."""
 
     name = "CEDAR AND / CEDAR Letter"
-    layout = """root/
+    layout = """root/                                    (or root/supervised/, SSL-HV's layout)
   train/  0001a_num1.png  0001a_num2.png ... 0001b_num1.png ...   (training writers)
   test/   0002a_num1.png ...                                     (test writers, disjoint from train/)
-or a single folder of such images (the writers are then split by --seed):
+Files may sit in per-writer subfolders (SSL-HV: supervised/train/<writer>/0001a_num1.png ...); the writer is
+read from the file name. Or a single folder (subfolders allowed) of such images, split by writer with --seed:
 root/
   0001a_num1.png  0001a_num2.png  0001b_num1.png  ...  XXXXy_numZ.png  (AND: writer XXXX, page y, sample Z)
   0001a.png  0001b.png  0001c.png ...                                    (Letter: writer XXXX, copy y)
@@ -170,15 +209,28 @@ Images are .png/.jpg/.tif, grey or colour, dark ink on light paper."""
     extensions = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
     def files(self, folder: Path) -> list[Path]:
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in self.extensions and
-                       NAME_PATTERN.match(p.stem))
-        return files
+        """Every image named like ``XXXXy_numZ`` under ``folder``, per-writer subfolders included."""
+        return sorted((p for p in folder.rglob("*") if p.suffix.lower() in self.extensions and p.is_file()
+                       and NAME_PATTERN.match(p.stem)), key=lambda p: (p.stem, str(p)))
+
+    def base(self) -> Path:
+        """The folder holding train/ and test/: the root, or its ``supervised/`` subfolder (SSL-HV)."""
+        nested = self.root / "supervised"
+        if not ((self.root / "train").is_dir() and (self.root / "test").is_dir()) and \
+                (nested / "train").is_dir() and (nested / "test").is_dir():
+            return nested
+        return self.root
 
     def load(self, cfg: DataConfig, seed: int) -> HandwritingData:
-        """Read every sample, resized to ``cfg.image_size`` squared (grey, white paper = 1)."""
-        has_split = (self.root / "train").is_dir() and (self.root / "test").is_dir()
-        groups = {"train": self.files(self.root / "train"), "test": self.files(self.root / "test")} if has_split \
-            else {"all": self.files(self.root)}
+        """Read every sample: the original grey scans (on access) and their ``cfg.image_size`` view."""
+        base = self.base()
+        has_split = (base / "train").is_dir() and (base / "test").is_dir()
+        groups = {"train": self.files(base / "train"), "test": self.files(base / "test")} if has_split \
+            else {"all": self.files(base)}
+        stems = [p.stem for files in groups.values() for p in files]
+        if len(set(stems)) != len(stems):
+            dup = sorted({s for s in stems if stems.count(s) > 1})[:3]
+            raise ValueError(f"{self.name}: sample names {dup} occur twice under '{self.root}'")
         if not any(groups.values()):
             raise FileNotFoundError(f"{self.name}: no image named like XXXXy_numZ.png under '{self.root}'.\n"
                                     f"Expected layout of {self.name}:\n{self.layout}")
@@ -202,13 +254,13 @@ Images are .png/.jpg/.tif, grey or colour, dark ink on light paper."""
             writer_sets = writer_disjoint_split(writer_ids, cfg.val_fraction, cfg.test_fraction, rng)
         writer_sets["train"] = subsample_writers(writer_sets["train"], cfg.train_sample_percent, rng)
         splits = {k: np.flatnonzero(np.isin(writer_ids, writer_sets[k])) for k in SPLITS}
-        return HandwritingData(images, writer_ids, [p.stem for p in paths], splits)
+        return HandwritingData(images, ScanFiles(paths), writer_ids, [p.stem for p in paths], splits, paths=paths)
 
     def read(self, path: Path, size: int) -> np.ndarray:
-        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        if image is None:
-            raise ValueError(f"{self.name}: cannot read image '{path}' (corrupt or not an image)")
-        return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        try:
+            return resized_view(read_grey(path), size)
+        except ValueError as err:
+            raise ValueError(f"{self.name}: {err}") from err
 
 
 def load_data(cfg: DataConfig, data_root: str | None, seed: int) -> HandwritingData:

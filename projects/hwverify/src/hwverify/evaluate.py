@@ -94,10 +94,10 @@ def evaluate_run(run_path: str | Path, device: torch.device, *, max_pairs: int |
         from hwverify.vlm import load_verifier
 
         verifier = load_verifier(run.path / "vlm", cfg.vlm, device)
-        scores = verifier.scores(data.images, pairs)
+        scores = verifier.scores(data.originals, pairs)
         chosen = pairs if answer_pairs is None or answer_pairs >= len(pairs) else \
             pairs[np.linspace(0, len(pairs) - 1, answer_pairs).round().astype(int)]
-        answers = verifier.answer(data.images, chosen)
+        answers = verifier.answer(data.originals, chosen)
         decisions = [a["decision"] for a in answers]
         out["decisions"] = {acc: decision_metrics(chosen[:, 2], decisions, acc) for acc in ("drop", "wrong")}
         pick = np.linspace(0, len(chosen) - 1, n_examples).round().astype(int)

@@ -4,16 +4,25 @@ VLM-HV fine-tunes PaliGemma with LoRA on a small curated set; the PDF's details 
 prompt, how two images are fed) are not public, so the choices here are ours (README, Deviations):
 
 * **Two images in one.** PaliGemma-1 takes one image, so the Known sample goes on top and the Questioned
-  sample below, each squashed to (S/2) x S -- close to the natural aspect of a word crop -- in one S x S
-  image (:func:`compose_pair`). S = 224 for ``google/paligemma-3b-pt-224``.
+  sample below, each resized from its *original* scan to (S/2) x S -- close to the natural aspect of a word
+  crop -- in one S x S uint8 image (:func:`compose_pair`). S is the processor's own size (224 for
+  ``google/paligemma-3b-pt-224``), independent of the ResNet's 64 x 64. The picture reaches the processor in
+  the range it expects (:func:`processor_images`): uint8 when it rescales by 1/255 (SigLIP's
+  ``do_rescale=True``), float in [0, 1] otherwise.
 * **Prompt / target.** Prefix ``answer en same writer?`` (PaliGemma's task-prefix style), suffix ``yes`` or
   ``no``, optionally followed by an explanation; the loss covers the suffix only (PaliGemma's prefix-LM:
   bidirectional attention on image + prefix, causal on the suffix, via ``token_type_ids``).
-* **Score.** logit("yes") - logit("no") at the first answer position gives a same-writer score for AUC/EER;
+* **Score.** logit(yes) - logit(no) at the first answer position gives a same-writer score for AUC/EER, with
+  the two token ids read from the tokenized training suffixes (:func:`answer_token_ids`), not from the bare
+  words (a SentencePiece tokenizer may spell the suffix "yes" as another token than "yes");
   the decision is the greedy answer parsed with the official parser, and the rest of the generated text is
   kept as the explanation.
-* **Offline.** Without a checkpoint, :func:`tiny_paligemma` builds a small SigLIP + Gemma from config and a
-  closed-vocabulary word-level tokenizer built in code (its bos/eos/pad ids are tokens it emits).
+* **Offline.** Without a checkpoint, :func:`tiny_paligemma` builds a small PaliGemma from config with a
+  closed-vocabulary word-level tokenizer built in code (its bos/eos/pad ids are tokens it emits), and a vision
+  tower that is either a random SigLIP or :class:`Lite0VisionTower`: the ImageNet EfficientNet-Lite0 of
+  ``shared.data.pretrained`` (real weights), whose feature map becomes the image tokens.
+* **Tuning.** ``lora`` (peft adapters only, as the paper) or ``full`` (every parameter, the vision tower
+  optionally frozen as in PaliGemma's own fine-tuning recipe and SSL-HV's frozen backbone).
 """
 
 from __future__ import annotations
@@ -24,7 +33,9 @@ import cv2
 import numpy as np
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
+from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer, models, pre_tokenizers
+from torch import nn
 from transformers import (
     GemmaConfig,
     PaliGemmaConfig,
@@ -34,6 +45,7 @@ from transformers import (
     SiglipImageProcessor,
     SiglipVisionConfig,
 )
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from hwverify.config import VLMConfig
 from hwverify.cot import parse_decision
@@ -59,20 +71,56 @@ def word_tokenizer(extra_words: tuple[str, ...] = ()) -> PreTrainedTokenizerFast
 
 
 def tiny_processor(image_size: int, patch: int, extra_words: tuple[str, ...] = ()) -> PaliGemmaProcessor:
-    """A PaliGemma processor built offline: SigLIP image processor (mean = std = 0.5) + word tokenizer."""
-    image_processor = SiglipImageProcessor(size={"height": image_size, "width": image_size},
-                                           image_mean=[0.5] * 3, image_std=[0.5] * 3, do_rescale=False)
+    """A PaliGemma processor built offline: a SigLIP image processor configured like the real one
+    (``do_rescale=True`` with factor 1/255, mean = std = 0.5, bicubic resize) + the word tokenizer."""
+    image_processor = SiglipImageProcessor(size={"height": image_size, "width": image_size}, do_rescale=True,
+                                           rescale_factor=1 / 255, image_mean=[0.5] * 3, image_std=[0.5] * 3)
     image_processor.image_seq_length = (image_size // patch) ** 2  # saved with the processor, read by __init__
     return PaliGemmaProcessor(image_processor=image_processor, tokenizer=word_tokenizer(extra_words))
 
 
-def tiny_paligemma(processor: PaliGemmaProcessor, cfg: VLMConfig) -> PaliGemmaForConditionalGeneration:
-    """A small PaliGemma (SigLIP vision + Gemma text) from config, sized by ``cfg.tiny_*``, random weights."""
+class Lite0VisionTower(nn.Module):
+    """ImageNet EfficientNet-Lite0 (``shared.data.pretrained``, real weights) as PaliGemma's vision tower.
+
+    The stem and the blocks up to feature level ``stage`` (strides 2, 4, 8, 16, 32 for stage 0..4; channels
+    16, 24, 40, 112, 320) map the processor's pixel values -- normalised with mean = std = 0.5, which is also
+    the Lite0 preprocessing -- to a feature map whose cells, read row by row, are the image tokens. The
+    multi-modal projector then maps their channels to the text width, as it does for SigLIP's patches.
+    """
+
+    STRIDES = (2, 4, 8, 16, 32)
+    CHANNELS = (16, 24, 40, 112, 320)
+
+    def __init__(self, stage: int = 2, pretrained: bool = True):
+        super().__init__()
+        from shared.data.pretrained import efficientnet_lite0
+
+        if stage not in range(5):
+            raise ValueError(f"Lite0 feature stage must be 0..4, got {stage}")
+        features = efficientnet_lite0(pretrained=pretrained, features_only=True, out_indices=(stage,))
+        last_block = int(features.feature_info.get_dicts()[0]["module"].split(".")[1])
+        self.conv_stem, self.bn1 = features.conv_stem, features.bn1
+        self.blocks = nn.Sequential(*list(features.blocks)[:last_block + 1])  # the rest is never used
+
+    def forward(self, pixel_values: torch.Tensor, **_) -> BaseModelOutputWithPooling:
+        fmap = self.blocks(self.bn1(self.conv_stem(pixel_values)))
+        return BaseModelOutputWithPooling(last_hidden_state=fmap.flatten(2).transpose(1, 2))
+
+
+def tiny_paligemma(processor: PaliGemmaProcessor, cfg: VLMConfig, pretrained_tower: bool = True
+                   ) -> PaliGemmaForConditionalGeneration:
+    """A small PaliGemma from config, sized by ``cfg.tiny_*``: Gemma with random weights, and a random SigLIP
+    (``vision_tower="siglip"``) or the ImageNet EfficientNet-Lite0 (``"lite0"``) as the vision tower."""
     tok = processor.tokenizer
     h = cfg.tiny_hidden
+    if cfg.vision_tower == "lite0":  # the "patch" of a token is the stride of the chosen feature level
+        vision_hidden, patch = Lite0VisionTower.CHANNELS[cfg.lite0_stage], Lite0VisionTower.STRIDES[cfg.lite0_stage]
+    else:
+        vision_hidden, patch = h, cfg.tiny_patch
     config = PaliGemmaConfig(
-        vision_config=SiglipVisionConfig(hidden_size=h, intermediate_size=2 * h, num_hidden_layers=cfg.tiny_layers,
-                                         num_attention_heads=4, image_size=cfg.image_size, patch_size=cfg.tiny_patch),
+        vision_config=SiglipVisionConfig(hidden_size=vision_hidden, intermediate_size=2 * h,
+                                         num_hidden_layers=cfg.tiny_layers, num_attention_heads=4,
+                                         image_size=cfg.image_size, patch_size=patch),
         text_config=GemmaConfig(vocab_size=len(tok), hidden_size=h, intermediate_size=2 * h,
                                 num_hidden_layers=cfg.tiny_layers, num_attention_heads=4, num_key_value_heads=1,
                                 head_dim=h // 4, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
@@ -80,9 +128,11 @@ def tiny_paligemma(processor: PaliGemmaProcessor, cfg: VLMConfig) -> PaliGemmaFo
         image_token_index=tok.convert_tokens_to_ids("<image>"), vocab_size=len(tok), projection_dim=h,
         hidden_size=h)
     model = PaliGemmaForConditionalGeneration(config)
-    # The output layer is tied to the (frozen) token embeddings. At the default init (std 0.02) a logit is at
-    # most |RMSNorm(h)| * |e| ~ sqrt(h) * 0.02 sqrt(h) ~ 1, so no answer could ever become likely; a pretrained
-    # model has large embeddings. Give the random ones std 0.25 (logits up to ~0.25 h).
+    if cfg.vision_tower == "lite0":
+        model.model.vision_tower = Lite0VisionTower(cfg.lite0_stage, pretrained=pretrained_tower)
+    # The output layer is tied to the token embeddings. At the default init (std 0.02) a logit is at most
+    # |RMSNorm(h)| * |e| ~ sqrt(h) * 0.02 sqrt(h) ~ 1, so under LoRA (embeddings frozen) no answer could ever
+    # become likely; a pretrained model has large embeddings. Give the random ones std 0.25 (logits up to ~0.25 h).
     torch.nn.init.normal_(model.get_input_embeddings().weight, std=0.25)
     return model
 
@@ -90,7 +140,8 @@ def tiny_paligemma(processor: PaliGemmaProcessor, cfg: VLMConfig) -> PaliGemmaFo
 def load_base(cfg: VLMConfig) -> tuple[PaliGemmaForConditionalGeneration, PaliGemmaProcessor]:
     """The base model and processor: a local PaliGemma checkpoint, or the tiny offline one (``pretrained=None``)."""
     if cfg.pretrained is None:
-        processor = tiny_processor(cfg.image_size, cfg.tiny_patch)
+        patch = Lite0VisionTower.STRIDES[cfg.lite0_stage] if cfg.vision_tower == "lite0" else cfg.tiny_patch
+        processor = tiny_processor(cfg.image_size, patch)
         return tiny_paligemma(processor, cfg), processor
     try:
         processor = PaliGemmaProcessor.from_pretrained(cfg.pretrained, local_files_only=True)
@@ -111,12 +162,82 @@ def add_lora(model: PaliGemmaForConditionalGeneration, cfg: VLMConfig) -> PeftMo
     return get_peft_model(model, lora)
 
 
+def vision_tower(model) -> nn.Module:
+    """The vision tower of a (possibly LoRA-wrapped) PaliGemma."""
+    inner = model.get_base_model() if isinstance(model, PeftModel) else model
+    return inner.model.vision_tower
+
+
+def prepare_tuning(model: PaliGemmaForConditionalGeneration, cfg: VLMConfig):
+    """``lora``: peft adapters only. ``full``: every parameter trains, except the vision tower when
+    ``freeze_vision`` (its BatchNorm statistics, if any, then stay the pretrained ones: eval mode)."""
+    if cfg.tuning == "lora":
+        return add_lora(model, cfg)
+    if cfg.tuning != "full":
+        raise ValueError(f"vlm.tuning must be 'lora' or 'full', got {cfg.tuning!r}")
+    for p in model.parameters():
+        p.requires_grad_(True)
+    if cfg.freeze_vision:
+        for p in vision_tower(model).parameters():
+            p.requires_grad_(False)
+    return model
+
+
 def compose_pair(known: np.ndarray, questioned: np.ndarray, size: int) -> np.ndarray:
-    """Known on top, Questioned below, each squashed to (size/2) x size: float32 (size, size, 3) in [0, 1]."""
+    """Known on top, Questioned below, each resized from its original scan to (size/2) x size.
+
+    Args:
+        known, questioned: uint8 grey scans (H, W) at their original resolution (white paper = 255).
+    Returns:
+        uint8 (size, size, 3).
+    """
+    for name, img in (("known", known), ("questioned", questioned)):
+        if np.asarray(img).dtype != np.uint8 or np.asarray(img).ndim != 2:
+            raise ValueError(f"compose_pair expects uint8 grey scans (H, W); {name} is "
+                             f"{np.asarray(img).dtype} {np.asarray(img).shape}")
     half = size // 2
-    top = cv2.resize(np.asarray(known, np.float32), (size, half), interpolation=cv2.INTER_AREA)
-    bottom = cv2.resize(np.asarray(questioned, np.float32), (size, size - half), interpolation=cv2.INTER_AREA)
+    top = cv2.resize(known, (size, half), interpolation=cv2.INTER_AREA)
+    bottom = cv2.resize(questioned, (size, size - half), interpolation=cv2.INTER_AREA)
     return np.repeat(np.concatenate([top, bottom])[..., None], 3, axis=2)
+
+
+def processor_images(pictures: list[np.ndarray], image_processor) -> list[np.ndarray]:
+    """uint8 pictures in the range the image processor expects: as they are when it rescales by 1/255
+    (``do_rescale=True``, SigLIP's default), as float in [0, 1] when it does not."""
+    if getattr(image_processor, "do_rescale", True):
+        return pictures
+    return [p.astype(np.float32) / 255.0 for p in pictures]
+
+
+def processor_size(image_processor) -> int:
+    """The square side the processor resizes to (``size = {"height", "width"}``)."""
+    size = image_processor.size
+    height, width = (size["height"], size["width"]) if "height" in size else (size["shortest_edge"],) * 2
+    if height != width:
+        raise ValueError(f"expected a square processor size, got {height} x {width}")
+    return int(height)
+
+
+def answer_token_ids(processor: PaliGemmaProcessor, prompt: str, answers: tuple[str, ...] = ("yes", "no"),
+                     size: int = 8) -> list[int]:
+    """The id of the first answer token of each training suffix, read from the processor's own tokenization of
+    a training example (the first label that is not -100), so the score looks at the token the model was
+    trained to emit -- with SentencePiece "yes" after the prompt can be "▁yes", not the token "yes"."""
+    blank = np.full((size, size, 3), 255, np.uint8)
+    images = processor_images([blank] * len(answers), processor.image_processor)
+    batch = processor(images=images, text=["<image>" + prompt] * len(answers), suffix=list(answers),
+                      return_tensors="pt", padding="longest")
+    ids = []
+    for row in batch["labels"]:
+        answer = row[row != -100]
+        if len(answer) == 0:
+            raise ValueError("the processor produced no label tokens for the suffix")
+        ids.append(int(answer[0]))
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"the answers {answers} start with the same token {ids}; the score needs distinct ones")
+    if processor.tokenizer.unk_token_id in ids:
+        raise ValueError(f"the tokenizer spells an answer of {answers} as the unknown token")
+    return ids
 
 
 def explanation(style1: dict, style2: dict) -> str:
@@ -142,46 +263,57 @@ def answer_text(label: int, style1: dict | None = None, style2: dict | None = No
 
 
 class VLMVerifier:
-    """A (LoRA-wrapped) PaliGemma and its processor, with the batch building, scoring and answering of VLM-HV."""
+    """A (LoRA-wrapped or fully tuned) PaliGemma and its processor: batch building, scoring and answering.
+
+    ``originals`` passed to the methods are the uint8 grey scans at their original resolution (one per
+    sample, indexable); pictures are composed at the processor's own size.
+    """
 
     def __init__(self, model, processor: PaliGemmaProcessor, cfg: VLMConfig, device: torch.device):
         self.model, self.processor, self.cfg, self.device = model.to(device), processor, cfg, device
-        tok = processor.tokenizer
-        self.yes_id = tok.convert_tokens_to_ids("yes")
-        self.no_id = tok.convert_tokens_to_ids("no")
-        if tok.unk_token_id in (self.yes_id, self.no_id):
-            raise ValueError("the tokenizer has no single token for 'yes' / 'no'")
+        self.size = processor_size(processor.image_processor)
+        self.yes_id, self.no_id = answer_token_ids(processor, cfg.prompt)
 
-    def batch(self, images: np.ndarray, pairs: np.ndarray, suffixes: list[str] | None = None) -> dict:
+    def batch(self, originals, pairs: np.ndarray, suffixes: list[str] | None = None) -> dict:
         """Processor inputs for ``pairs`` (rows i, j, ...); with ``suffixes`` also ``labels`` (prefix = -100)."""
-        pictures = [compose_pair(images[i], images[j], self.cfg.image_size) for i, j in pairs[:, :2]]
+        pictures = [compose_pair(originals[i], originals[j], self.size) for i, j in pairs[:, :2]]
         prompts = ["<image>" + self.cfg.prompt] * len(pictures)
-        inputs = self.processor(images=pictures, text=prompts, suffix=suffixes, return_tensors="pt",
-                                padding="longest")
+        inputs = self.processor(images=processor_images(pictures, self.processor.image_processor), text=prompts,
+                                suffix=suffixes, return_tensors="pt", padding="longest")
         return {k: v.to(self.device) for k, v in inputs.items()}
 
-    def loss(self, images: np.ndarray, pairs: np.ndarray, suffixes: list[str]) -> torch.Tensor:
+    def train(self) -> None:
+        """Training mode; a frozen vision tower keeps its (pretrained) BatchNorm statistics."""
+        self.model.train()
+        if self.cfg.tuning == "full" and self.cfg.freeze_vision:
+            vision_tower(self.model).eval()
+
+    def loss(self, originals, pairs: np.ndarray, suffixes: list[str]) -> torch.Tensor:
         """Next-token cross-entropy on the answer (suffix) tokens only."""
-        return self.model(**self.batch(images, pairs, suffixes)).loss
+        return self.model(**self.batch(originals, pairs, suffixes)).loss
 
     @torch.no_grad()
-    def scores(self, images: np.ndarray, pairs: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    def scores(self, originals, pairs: np.ndarray, batch_size: int = 64, quiet: bool = True) -> np.ndarray:
         """Same-writer score sigmoid(logit_yes - logit_no) at the first answer position."""
+        from shared.runs import progress
+
         self.model.eval()
         out = []
-        for k in range(0, len(pairs), batch_size):
-            inputs = self.batch(images, pairs[k:k + batch_size])
+        for k in progress(range(0, len(pairs), batch_size), desc="VLM scores", quiet=quiet):
+            inputs = self.batch(originals, pairs[k:k + batch_size])
             logits = self.model(**inputs).logits[:, -1]
             out.append(torch.sigmoid(logits[:, self.yes_id] - logits[:, self.no_id]).float().cpu())
         return torch.cat(out).numpy()
 
     @torch.no_grad()
-    def answer(self, images: np.ndarray, pairs: np.ndarray, batch_size: int = 64) -> list[dict[str, str]]:
+    def answer(self, originals, pairs: np.ndarray, batch_size: int = 64, quiet: bool = True) -> list[dict[str, str]]:
         """Greedy answers: the generated text, its parsed decision (official parser) and the explanation."""
+        from shared.runs import progress
+
         self.model.eval()
         rows = []
-        for k in range(0, len(pairs), batch_size):
-            inputs = self.batch(images, pairs[k:k + batch_size])
+        for k in progress(range(0, len(pairs), batch_size), desc="VLM answers", quiet=quiet):
+            inputs = self.batch(originals, pairs[k:k + batch_size])
             generated = self.model.generate(**inputs, max_new_tokens=self.cfg.max_new_tokens, do_sample=False)
             texts = self.processor.batch_decode(generated[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
             for text in texts:
@@ -190,47 +322,85 @@ class VLMVerifier:
                 rows.append({"text": text, "decision": parse_decision(first), "explanation": rest.strip()})
         return rows
 
-    def save(self, folder: Path) -> None:
-        """``save_pretrained`` of the adapters (PEFT) and the processor."""
-        self.model.save_pretrained(folder / "adapter")
-        self.processor.save_pretrained(folder / "processor")
+
+def trainable_state(model) -> dict[str, torch.Tensor]:
+    """The parameters that train: the LoRA adapters (peft) or every parameter with ``requires_grad``."""
+    if isinstance(model, PeftModel):
+        from peft import get_peft_model_state_dict
+
+        return get_peft_model_state_dict(model)
+    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def save_tiny_base(model: PaliGemmaForConditionalGeneration, folder: Path) -> None:
-    """The tiny model has no published weights: save its (random) base before LoRA wraps it."""
-    model.save_pretrained(folder / "base")
+class TrainableState:
+    """The trainable parameters of the verifier as a ``state_dict`` / ``load_state_dict`` pair, so that
+    checkpoints hold only what training changes (never a multi-GB frozen base)."""
 
-
-def load_verifier(folder: Path, cfg: VLMConfig, device: torch.device) -> VLMVerifier:
-    """The base model (the configured checkpoint, or the tiny base saved in ``folder``) + saved adapters."""
-    if not (folder / "adapter" / "adapter_config.json").is_file():
-        raise FileNotFoundError(f"no LoRA adapter in '{folder / 'adapter'}'; expected adapter_config.json and "
-                                "adapter_model.safetensors written by train.py --model vlm")
-    if cfg.pretrained is None:
-        base = PaliGemmaForConditionalGeneration.from_pretrained(folder / "base")
-        processor = PaliGemmaProcessor.from_pretrained(folder / "processor")
-    else:
-        base, processor = load_base(cfg)
-    model = PeftModel.from_pretrained(base, folder / "adapter")
-    return VLMVerifier(model, processor, cfg, device)
-
-
-class LoraState:
-    """The LoRA adapters of a PEFT model as a ``state_dict`` / ``load_state_dict`` pair, so that run-folder
-    checkpoints hold only the trained parameters (never the multi-GB base)."""
-
-    def __init__(self, model: PeftModel):
+    def __init__(self, model):
         self.model = model
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        from peft import get_peft_model_state_dict
-
-        return get_peft_model_state_dict(self.model)
+        return {k: v.contiguous() for k, v in trainable_state(self.model).items()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor], strict: bool = True) -> None:
-        from peft import set_peft_model_state_dict
+        if isinstance(self.model, PeftModel):
+            from peft import set_peft_model_state_dict
 
-        result = set_peft_model_state_dict(self.model, state)
-        unexpected = getattr(result, "unexpected_keys", [])
-        if strict and unexpected:
-            raise RuntimeError(f"unexpected LoRA keys {unexpected[:5]}")
+            result = set_peft_model_state_dict(self.model, state)
+            unexpected = getattr(result, "unexpected_keys", [])
+            if strict and unexpected:
+                raise RuntimeError(f"unexpected LoRA keys {unexpected[:5]}")
+            return
+        own = dict(self.model.named_parameters())
+        missing = [k for k in trainable_state(self.model) if k not in state]
+        unknown = [k for k in state if k not in own]
+        if strict and (missing or unknown):
+            raise RuntimeError(f"checkpoint does not match the model: missing {missing[:5]}, unexpected {unknown[:5]}")
+        with torch.no_grad():
+            for k, v in state.items():
+                if k in own:
+                    own[k].copy_(v)
+
+
+def save_base(model: PaliGemmaForConditionalGeneration, folder: Path) -> None:
+    """The tiny model has no published weights: save its base (random Gemma, random SigLIP or ImageNet Lite0)
+    before tuning starts, as ``base.safetensors``; the architecture is rebuilt from the run's config."""
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    tied = model.lm_head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+    if tied:
+        state.pop("lm_head.weight", None)
+    save_file(state, str(folder / "base.safetensors"))
+
+
+def load_verifier(folder: Path, cfg: VLMConfig, device: torch.device, trained: dict[str, torch.Tensor] | None = None
+                  ) -> VLMVerifier:
+    """Rebuild the verifier: the base (the configured checkpoint, or the tiny base saved in ``folder``), tuned as
+    configured, then the trained parameters ``trained`` (or those saved as ``folder/trained.safetensors``)."""
+    if cfg.pretrained is None:
+        base_file = folder / "base.safetensors"
+        if not base_file.is_file():
+            raise FileNotFoundError(f"no tiny base model '{base_file}'; it is written by train.py --model vlm")
+        processor = tiny_processor(cfg.image_size, Lite0VisionTower.STRIDES[cfg.lite0_stage]
+                                   if cfg.vision_tower == "lite0" else cfg.tiny_patch)
+        base = tiny_paligemma(processor, cfg, pretrained_tower=False)
+        missing, unexpected = base.load_state_dict(load_file(str(base_file)), strict=False)
+        if unexpected or [k for k in missing if k != "lm_head.weight"]:
+            raise RuntimeError(f"'{base_file}' does not match the configured tiny model: missing {missing[:5]}, "
+                               f"unexpected {unexpected[:5]}")
+    else:
+        base, processor = load_base(cfg)
+    model = prepare_tuning(base, cfg)
+    if trained is None:
+        path = folder / "trained.safetensors"
+        if not path.is_file():
+            raise FileNotFoundError(f"no trained VLM parameters '{path}'; expected the file train.py --model vlm writes")
+        trained = load_file(str(path))
+    TrainableState(model).load_state_dict(trained)
+    return VLMVerifier(model, processor, cfg, device)
+
+
+def save_trained(model, folder: Path) -> None:
+    """The trained parameters (LoRA adapters or all tuned parameters) as ``trained.safetensors``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(TrainableState(model).state_dict(), str(folder / "trained.safetensors"))
