@@ -11,13 +11,12 @@ import time
 import numpy as np
 import torch
 
-from shared.data.glyphs import GlyphAlphabet
-from shared.data.sinusoid import SinusoidFamily, sample_tasks
-
 from hetrom.data import FewShotTasks, GlyphClasses, to_tensors
 from hetrom.maml import cross_entropy_loss, mse_loss, parameters_of, task_losses
 from hetrom.model import ConvNet, SinusoidMLP
 from hetrom.objective import ranked_range_mean
+from shared.data.glyphs import GlyphAlphabet
+from shared.data.sinusoid import SinusoidFamily, sample_tasks
 
 
 def timed(fn, repeats: int) -> float:
@@ -33,7 +32,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     family = SinusoidFamily(noisy_rate=0.2, outlier_rate=0.1)
     print(f"threads: {torch.get_num_threads()}")
-    print(f"sinusoid meta-batch (25 tasks x 20 points): {1e3 * timed(lambda: sample_tasks(rng, 25, family=family), 200):.2f} ms")
+    batch_ms = 1e3 * timed(lambda: sample_tasks(rng, 25, family=family), 200)
+    print(f"sinusoid meta-batch (25 tasks x 20 points): {batch_ms:.2f} ms")
     alphabet = GlyphAlphabet(1000)
     ids = np.arange(100)
     print(f"glyphs, 100 images 28x28: {1e3 * timed(lambda: alphabet.sample(ids, rng), 20):.1f} ms")

@@ -4,9 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from shared.data.glyphs import GlyphAlphabet
-
 from hetrom.data import FewShotTasks, GlyphClasses, MiniImageNetRoot, OmniglotRoot, SinusoidTasks
+from shared.data.glyphs import GlyphAlphabet
 from shared.data.sinusoid import SinusoidFamily
 
 
@@ -63,6 +62,12 @@ def test_omniglot_loader_reads_the_official_layout(tmp_path):
     assert images.shape == (2, 2, 1, 10, 10) and images.max() == pytest.approx(1.0) and images.min() == 0.0
     with pytest.raises(ValueError, match="fewer than"):
         train.sample(np.array([0]), 3, rng)
+    rotated = OmniglotRoot(tmp_path).classes("train", image_size=10, rotations=True)
+    assert rotated.n_classes == 4 * 1200
+    quarter = rotated.sample(np.array([4 * 7 + 1]), 2, np.random.default_rng(1))  # class 7 turned by 90 degrees
+    plain = train.sample(np.array([7]), 2, np.random.default_rng(1))
+    np.testing.assert_array_equal(quarter, np.rot90(plain, 1, axes=(-2, -1)))
+    assert not np.array_equal(quarter, plain)  # the drawing is a vertical bar: rotation changes it
 
 
 def test_miniimagenet_loader_reads_the_ravi_split(tmp_path):

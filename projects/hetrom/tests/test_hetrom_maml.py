@@ -100,6 +100,18 @@ def test_model_shapes_and_bad_inputs():
         ConvNet(1, 5, 8, blocks=4, image_size=8)
 
 
+def test_strided_convnet_is_mamls_omniglot_net():
+    net = ConvNet(1, 5, hidden=64, blocks=4, image_size=28, downsample="stride")
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in net.modules())
+    assert all(c.stride == (2, 2) for c in net.modules() if isinstance(c, torch.nn.Conv2d))
+    assert net.head.in_features == 64 * 2 * 2  # 28 -> 14 -> 7 -> 4 -> 2
+    assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 5)
+    pooled = ConvNet(1, 5, hidden=64, blocks=4, image_size=28)
+    assert pooled.head.in_features == 64 * 1 * 1  # 28 -> 14 -> 7 -> 3 -> 1
+    with pytest.raises(ValueError, match="downsample"):
+        ConvNet(downsample="avg")
+
+
 def test_classification_task_losses_under_vmap_with_batch_statistics():
     torch.manual_seed(0)
     net = ConvNet(1, 3, hidden=4, blocks=2, image_size=8)

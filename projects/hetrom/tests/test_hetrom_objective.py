@@ -5,8 +5,15 @@ import math
 import pytest
 import torch
 
-from hetrom.objective import (ranked_range_dc, ranked_range_mask, ranked_range_mean, selected_mean,
-                              sg_mask, sg_thresholds, top_k_sum_dc)
+from hetrom.objective import (
+    ranked_range_dc,
+    ranked_range_mask,
+    ranked_range_mean,
+    selected_mean,
+    sg_mask,
+    sg_thresholds,
+    top_k_sum_dc,
+)
 
 HAND = torch.tensor([5.0, 1.0, 4.0, 2.0, 3.0])  # descending: 5 (task 0), 4 (2), 3 (4), 2 (3), 1 (1)
 

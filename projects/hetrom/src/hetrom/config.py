@@ -51,6 +51,10 @@ class HetromConfig:
     image_size: int = 28
     filters: int = field(default=64, metadata={"help": "ConvNet filters per block"})
     conv_blocks: int = 4
+    downsample: Literal["max", "stride"] = field(
+        default="max", metadata={"help": "ConvNet: 2x2 max-pool (mini-ImageNet) or stride-2 convs (MAML Omniglot)"})
+    rotations: bool = field(
+        default=False, metadata={"help": "Omniglot: rotations by 0/90/180/270 degrees are new classes (MAML)"})
     glyph_classes: int = field(default=1000, metadata={"help": "classes of the glyph alphabet"})
     glyph_train_classes: int = field(default=800, metadata={"help": "glyph classes for meta-training"})
     # ---- evaluation (clean test tasks) -------------------------------------------------------------------
@@ -75,7 +79,8 @@ class HetromConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.inner_steps < 0 or any(s < 0 for s in self.eval_steps) or not self.eval_steps:
             raise ValueError("inner_steps and eval_steps must be >= 0 (eval_steps non-empty)")
-        if self.task == "fewshot" and self.dataset == "glyphs" and not 0 < self.glyph_train_classes < self.glyph_classes:
+        glyphs = self.task == "fewshot" and self.dataset == "glyphs"
+        if glyphs and not 0 < self.glyph_train_classes < self.glyph_classes:
             raise ValueError("glyph_train_classes must lie in (0, glyph_classes)")
         if self.task == "fewshot" and self.easy_rate > 0:
             raise ValueError("easy tasks are defined for the sinusoid task only; set easy_rate=0")

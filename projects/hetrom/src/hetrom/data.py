@@ -100,6 +100,20 @@ class _FileClasses:
         return np.stack(out)
 
 
+class RotatedClasses:
+    """Every class of ``base`` in four rotations (0, 90, 180, 270 degrees), each rotation a class of its own:
+    the Omniglot augmentation of Santoro et al. (2016) used by MAML (Finn et al., 2017, Sec. 5.2)."""
+
+    def __init__(self, base: ClassSource):
+        self.base, self.channels, self.image_size = base, base.channels, base.image_size
+        self.n_classes = 4 * base.n_classes
+
+    def sample(self, classes: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+        classes = np.asarray(classes)
+        images = self.base.sample(classes // 4, count, rng)  # (len(classes), count, C, H, W)
+        return np.stack([np.rot90(images[i], int(r), axes=(-2, -1)) for i, r in enumerate(classes % 4)])
+
+
 class OmniglotRoot(DatasetRoot):
     """Omniglot (Lake et al., 2015) in the layout of github.com/brendenlake/omniglot (python/*.zip unpacked).
 
@@ -114,7 +128,8 @@ class OmniglotRoot(DatasetRoot):
   images_evaluation/<alphabet>/<character>/*.png   (659 characters)"""
     required = ("images_background", "images_evaluation")
 
-    def classes(self, split: str, image_size: int = 28) -> _FileClasses:
+    def classes(self, split: str, image_size: int = 28, rotations: bool = False) -> _FileClasses | RotatedClasses:
+        """The classes of ``split``; with ``rotations`` each one four times (0/90/180/270 degrees)."""
         chars = sorted(p for folder in ("images_background", "images_evaluation")
                        for p in (self.root / folder).glob("*/*") if p.is_dir())
         if not chars:
@@ -124,7 +139,8 @@ class OmniglotRoot(DatasetRoot):
         if split not in ranges:
             raise ValueError(f"unknown split {split!r}; expected one of {list(ranges)}")
         files = [sorted(c.glob("*.png")) for c in chars[ranges[split]]]
-        return _FileClasses(files, channels=1, image_size=image_size, invert=True)
+        source = _FileClasses(files, channels=1, image_size=image_size, invert=True)
+        return RotatedClasses(source) if rotations else source
 
 
 class MiniImageNetRoot(DatasetRoot):

@@ -6,21 +6,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from shared.data.glyphs import GlyphAlphabet
-from shared.data.sinusoid import SinusoidFamily
-from shared.metrics import accuracy
-
 from hetrom.config import HetromConfig
 from hetrom.data import FewShotTasks, GlyphClasses, MiniImageNetRoot, OmniglotRoot, SinusoidTasks, to_tensors
 from hetrom.maml import adapted_predictions, cross_entropy_loss, mse_loss, parameters_of
 from hetrom.model import ConvNet, SinusoidMLP
+from shared.data.glyphs import GlyphAlphabet
+from shared.data.sinusoid import SinusoidFamily
+from shared.metrics import accuracy
 
 
 def build_model(cfg: HetromConfig) -> nn.Module:
     if cfg.task == "sinusoid":
         return SinusoidMLP(cfg.hidden)
     channels = 3 if cfg.dataset == "miniimagenet" else 1
-    return ConvNet(channels, cfg.n_way, cfg.filters, cfg.conv_blocks, cfg.image_size)
+    return ConvNet(channels, cfg.n_way, cfg.filters, cfg.conv_blocks, cfg.image_size, cfg.downsample)
 
 
 def loss_function(cfg: HetromConfig):
@@ -39,7 +38,7 @@ def build_tasks(cfg: HetromConfig, split: str, contaminated: bool):
             cfg.glyph_train_classes, cfg.glyph_classes - cfg.glyph_train_classes)
         source = GlyphClasses(alphabet, first, count, cfg.image_size)
     elif cfg.dataset == "omniglot":
-        source = OmniglotRoot(cfg.data_root).classes(split, cfg.image_size)
+        source = OmniglotRoot(cfg.data_root).classes(split, cfg.image_size, rotations=cfg.rotations)
     else:
         source = MiniImageNetRoot(cfg.data_root).classes(split, cfg.image_size)
     return FewShotTasks(source, cfg.n_way, cfg.k_shot, cfg.k_query, label_noise=cfg.label_noise, **rates)

@@ -24,27 +24,29 @@ class SinusoidMLP(nn.Module):
         return self.net(x)
 
 
-def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
-    """3x3 conv -> batch norm (batch statistics, as in MAML's transductive setting) -> ReLU -> 2x2 max-pool."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1),
-        nn.BatchNorm2d(out_channels, track_running_stats=False),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-    )
+def conv_block(in_channels: int, out_channels: int, downsample: str = "max") -> nn.Sequential:
+    """3x3 conv -> batch norm (batch statistics, as in MAML's transductive setting) -> ReLU, halving the size
+    with a 2x2 max-pool (``"max"``, MAML's mini-ImageNet net) or with a stride-2 conv (``"stride"``, MAML's
+    Omniglot net: "we used strided convolutions instead of max-pooling", Finn et al. 2017, Sec. 5.2)."""
+    if downsample not in ("max", "stride"):
+        raise ValueError(f"downsample must be 'max' or 'stride', got {downsample!r}")
+    stride = 2 if downsample == "stride" else 1
+    layers = [nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1),
+              nn.BatchNorm2d(out_channels, track_running_stats=False), nn.ReLU()]
+    return nn.Sequential(*layers, *([nn.MaxPool2d(2)] if downsample == "max" else []))
 
 
 class ConvNet(nn.Module):
     """Four conv blocks and a linear head (MAML's Omniglot / mini-ImageNet model; 64 / 32 filters there)."""
 
     def __init__(self, in_channels: int = 1, n_way: int = 5, hidden: int = 64, blocks: int = 4,
-                 image_size: int = 28):
+                 image_size: int = 28, downsample: str = "max"):
         super().__init__()
         chans = [in_channels] + [hidden] * blocks
-        self.features = nn.Sequential(*(conv_block(a, b) for a, b in zip(chans[:-1], chans[1:])))
+        self.features = nn.Sequential(*(conv_block(a, b, downsample) for a, b in zip(chans[:-1], chans[1:])))
         side = image_size
-        for _ in range(blocks):
-            side //= 2
+        for _ in range(blocks):  # max-pool floors odd sizes, a stride-2 conv with padding 1 rounds them up
+            side = side // 2 if downsample == "max" else (side + 1) // 2
         if side < 1:
             raise ValueError(f"image_size {image_size} is too small for {blocks} pooling blocks")
         self.in_channels, self.image_size = in_channels, image_size
