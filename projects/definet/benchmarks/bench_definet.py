@@ -1,7 +1,8 @@
 """Benchmarks (prints figures, never asserts): the offline inpainting generator per method, and one training
-step / one inference batch of DeFI-Net, DeFI-Net w/o REAM and the U-Net baseline at the CPU and paper sizes.
+step / one inference batch of DeFI-Net, DeFI-Net w/o REAM and the U-Net baseline at the CPU and paper sizes, on
+the HRNet / plain-U-Net encoders (configs/cpu.yaml) and on the EfficientNet-Lite0 encoder (configs/cpu_lite0.yaml).
 
-    OMP_NUM_THREADS=1 uv run benchmarks/bench_definet.py [--paper]
+    uv run benchmarks/bench_definet.py [--threads 1] [--paper]
 
 Times are CPU process time (``time.process_time``) per call, the minimum over repeats, so a loaded machine
 inflates them less than wall time; ``--paper`` adds the paper-size model at 352 px (slow on CPU).
@@ -10,7 +11,6 @@ inflates them less than wall time; ``--paper`` adds the paper-size model at 352 
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import numpy as np
@@ -22,6 +22,7 @@ from shared.data import photos
 from shared.data.inpainting import INPAINT_METHODS, inpainting_dataset
 
 CPU_MODEL = dict(stem_channels=8, stage1_planes=4, channels=(8, 16, 32, 64), fpn_out=16, unet_widths=(16, 32, 64, 128))
+LITE0_MODEL = dict(encoder="lite0", fpn_out=32, unet_decoder_widths=(16, 32, 64))
 
 
 def best_of(fn, repeats: int = 3) -> float:
@@ -70,8 +71,9 @@ def bench_model(name: str, cfg: ModelConfig, size: int, batch: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--paper", action="store_true", help="also the paper-size model at 352 px")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     args = parser.parse_args()
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     np.random.seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
@@ -80,6 +82,10 @@ def main() -> None:
     bench_model("DeFI-Net", ModelConfig(**CPU_MODEL), 64, 8)
     bench_model("DeFI-Net w/o REAM", ModelConfig(**CPU_MODEL, use_ream=False), 64, 8)
     bench_model("U-Net baseline", ModelConfig(**CPU_MODEL, arch="unet"), 64, 8)
+    print("models on the EfficientNet-Lite0 encoder (configs/cpu_lite0.yaml sizes):")
+    bench_model("DeFI-Net", ModelConfig(**LITE0_MODEL), 64, 8)
+    bench_model("DeFI-Net w/o REAM", ModelConfig(**LITE0_MODEL, use_ream=False), 64, 8)
+    bench_model("U-Net decoder", ModelConfig(**{**LITE0_MODEL, "arch": "unet"}), 64, 8)
     if args.paper:
         print("paper size:")
         bench_model("DeFI-Net (paper)", ModelConfig(), 352, 1)

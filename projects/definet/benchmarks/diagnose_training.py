@@ -1,8 +1,8 @@
 """Instrument a short training run (prints figures, never asserts): how the CPU-scale failure was found.
 
-    OMP_NUM_THREADS=1 uv run benchmarks/diagnose_training.py --steps 300                # configs/cpu.yaml
-    OMP_NUM_THREADS=1 uv run benchmarks/diagnose_training.py model.hrnet_init=official model.hrnet_bn_momentum=0.01
-    OMP_NUM_THREADS=1 uv run benchmarks/diagnose_training.py model.arch=unet lr=1e-3
+    uv run benchmarks/diagnose_training.py --steps 300                # configs/cpu.yaml
+    uv run benchmarks/diagnose_training.py model.hrnet_init=official model.hrnet_bn_momentum=0.01
+    uv run benchmarks/diagnose_training.py model.arch=unet lr=1e-3
 
 Every ``--every`` steps: the running training loss, the gradient norm of each module (backbone stages, DFPL,
 REAM, SAFF; before the value clipping), how much the segmentation logits vary across the images of the batch,
@@ -13,7 +13,6 @@ eval-mode features are wrongly scaled), then the test AUC per inpainting method.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -63,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--every", type=int, default=50)
     cfg, args = parse_args(TrainConfig, argv, parser=parser)
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
+    torch.set_num_threads(args.threads)
     seed_everything(cfg.seed)
     device = select_device(cfg.device)
     splits = offline_splits(cfg.data, cfg.seed)

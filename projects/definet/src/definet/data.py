@@ -22,7 +22,6 @@ import torch
 from torch.utils.data import Dataset
 
 from shared.data import DatasetRoot
-from shared.data.inpainting import inpainting_dataset
 
 # the official normalisation (data/dataset.py): different statistics for training and testing
 TRAIN_MEAN, TRAIN_STD = (0.448, 0.433, 0.397), (0.230, 0.226, 0.235)
@@ -130,6 +129,8 @@ def offline_splits(cfg: DataConfig, seed: int) -> dict[str, PairDataset]:
 def _offline_arrays(cfg_json: str, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Images and masks of :func:`offline_splits`, cached so that several trainings on the same data and seed in
     one process (``reproduce.py``) generate them once; nothing writes into them (augmentation makes copies)."""
+    from shared.data.inpainting import inpainting_dataset  # scikit-image: imported when data is made
+
     cfg = DataConfig(**json.loads(cfg_json))
 
     def make(n: int, methods, photos, split_seed: int) -> tuple[np.ndarray, np.ndarray]:

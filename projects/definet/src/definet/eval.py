@@ -24,9 +24,7 @@ import numpy as np
 from definet.config import TrainConfig
 from definet.data import IMAGE_EXTS, folder_splits, offline_splits
 from definet.evaluate import predict, score, score_edges
-from definet.figures import save_grid
 from definet.model import build_model
-from shared.metrics import minmax_normalize
 from shared.runs import UsageError, build_eval_parser, entrypoint, open_run, progress
 
 
@@ -72,6 +70,9 @@ def read_folder(images_dir: Path, masks_dir: Path | None
 @entrypoint
 def main(argv: list[str] | None = None) -> dict:
     ev = open_run(TrainConfig, argv, parser=make_parser())
+    from definet.figures import save_grid  # matplotlib and scikit-learn: imported past --help
+    from shared.metrics import minmax_normalize
+
     args, run, cfg = ev.args, ev.run, ev.cfg
     if args.masks is not None and args.images is None:
         raise UsageError("--masks needs --images (the images the masks belong to)")

@@ -18,7 +18,6 @@ from torch import nn
 
 from definet.data import TEST_MEAN, TEST_STD, to_tensor
 from definet.losses import edge_targets
-from shared.metrics import pixel_scores
 
 
 @torch.no_grad()
@@ -45,6 +44,8 @@ def predict(model: nn.Module, images: list[np.ndarray] | np.ndarray, size: int, 
 
 def score(probs: list[np.ndarray], masks: list[np.ndarray] | np.ndarray) -> dict[str, float]:
     """Official per-image scores averaged over images (AUC over images with both classes)."""
+    from shared.metrics import pixel_scores  # scikit-learn: imported when scoring
+
     rows = [pixel_scores(p, m > 0.5) for p, m in zip(probs, masks)]
     out = {k: float(np.mean([r[k] for r in rows])) for k in ("f1_macro", "f1", "iou")}
     aucs = [r["auc"] for r in rows if not np.isnan(r["auc"])]
