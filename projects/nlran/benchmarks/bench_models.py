@@ -1,12 +1,15 @@
-"""Time one training step and one single-volume forward pass of every model at the CPU config's sizes.
+"""Parameters, multiply-accumulates, one training step and one single-volume forward of every model at
+configs/cpu.yaml's sizes (the matched layout). Prints, never asserts.
 
-    uv run benchmarks/bench_models.py            # 32^3 volumes, batch 8, configs/cpu.yaml widths
-Prints, never asserts. Respects OMP_NUM_THREADS.
+    uv run benchmarks/bench_models.py              # 24^3 volumes, batch 8, one thread
+    uv run benchmarks/bench_models.py --threads 2
+Step times are shown also as ratios to the 3D ResNet's, measured in the same process (on a loaded machine
+compare the ratios, not the milliseconds).
 """
 
 from __future__ import annotations
 
-import os
+import argparse
 import time
 from pathlib import Path
 
@@ -14,25 +17,29 @@ import torch
 import torch.nn.functional as F
 
 from nlran.config import Config
-from nlran.engine import build_model, count_parameters, latency_per_volume
-from shared.runs.cli import apply_overrides, load_config_file
+from nlran.engine import build_model, count_parameters, flops_per_volume, latency_per_volume
+from shared.runs import apply_overrides, load_config_file
 
 ARCHS = ("nlran", "nlran_no_nonlocal", "nlran_no_attention", "resnet3d", "cbam3d", "covnet")
 
 
-def main(steps: int = 3) -> None:
-    if os.environ.get("OMP_NUM_THREADS"):
-        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=3)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     cfg = apply_overrides(Config(), load_config_file(Path(__file__).resolve().parents[1] / "configs" / "cpu.yaml"))
     x = torch.rand(cfg.batch_size, 1, *cfg.volume_size)
     y = torch.arange(cfg.batch_size) % 3
-    device = torch.device("cpu")
+    rows = []
     for arch in ARCHS:
         torch.manual_seed(0)
         model = build_model(apply_overrides(cfg, {"arch": arch}))
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         times = []
-        for i in range(steps + 1):
+        for i in range(args.steps + 1):
+            model.train()
             start = time.perf_counter()
             loss = F.cross_entropy(model(x), y)
             opt.zero_grad()
@@ -40,9 +47,13 @@ def main(steps: int = 3) -> None:
             opt.step()
             if i:
                 times.append(time.perf_counter() - start)
-        lat = latency_per_volume(model, tuple(cfg.volume_size), device, runs=5)
-        print(f"{arch:20s} {count_parameters(model):>9,} params  train step (batch {cfg.batch_size}) "
-              f"{sum(times) / len(times) * 1000:7.0f} ms  inference {lat['median_ms']:6.1f} ms/volume")
+        lat = latency_per_volume(model, tuple(cfg.volume_size), torch.device("cpu"), runs=5)
+        rows.append((arch, count_parameters(model), flops_per_volume(model, tuple(cfg.volume_size)),
+                     min(times) * 1000, lat["median_ms"]))
+    ref = next(r for r in rows if r[0] == "resnet3d")
+    for arch, params, gmac, step, infer in rows:
+        print(f"{arch:20s} {params:>9,} params  {gmac * 1000:6.1f} MMAC/volume  train step (batch {cfg.batch_size}) "
+              f"{step:6.0f} ms ({step / ref[3]:.2f}x ResNet)  inference {infer:6.1f} ms/volume")
 
 
 if __name__ == "__main__":

@@ -24,16 +24,18 @@ def _write_inv3(path, volume: np.ndarray, spacing_xyz=(0.5, 0.5, 2.0)):
 
 def test_load_inv3_and_preprocess_a_written_project(tmp_path):
     hu = np.full((6, 16, 12), -1000, np.int16)
-    hu[1:5, 4:12, 3:9] = 40  # a soft-tissue box in air
+    hu[1:5, 4:12, 2:10] = 40  # a soft-tissue box in air
     _write_inv3(tmp_path / "a.inv3", hu)
     volume, spacing, info = load_inv3(tmp_path / "a.inv3")
     np.testing.assert_array_equal(volume, hu)
     assert spacing == (2.0, 0.5, 0.5) and info["shape"] == [6, 16, 12]
     steps = preprocess_ct(volume, spacing, target_spacing=(1.0, 1.0, 1.0), volume_size=(4, 8, 8))
     assert steps["resampled"].shape == (12, 8, 6)  # 6 x 2 mm, 16 x 0.5 mm, 12 x 0.5 mm at 1 mm
-    assert steps["cropped"].shape == (8, 4, 3)  # the box only (air cropped away)
+    assert steps["cropped"].shape == (8, 4, 4)  # the box only (air cropped away)
     assert steps["volume"].shape == (1, 4, 8, 8)
-    np.testing.assert_allclose(steps["volume"], (40 + 1200) / 1800, atol=1e-5)  # window [-1200, 600]
+    tissue = (40 + 1200) / 1800  # window [-1200, 600]
+    np.testing.assert_allclose(steps["cropped"][2:6], tissue, atol=1e-5)  # inside the box, away from its blur
+    assert steps["volume"].max() == pytest.approx(tissue, abs=1e-5)
 
 
 def test_bad_inv3_files_are_clear_errors(tmp_path):

@@ -65,5 +65,4 @@ class Config:
     # --- run -----------------------------------------------------------------------------------------
     seed: int = 0
     device: str = "auto"
-    num_threads: int = field(default=0, metadata={"help": "torch threads (0: $OMP_NUM_THREADS or torch's)"})
     latency_runs: int = field(default=20, metadata={"help": "timed single-volume forward passes"})
