@@ -146,6 +146,13 @@ def build_tables(raw: dict[str, dict], models: dict[str, tuple], in_splits: list
         tables[group.replace("-", "_")] = {
             "columns": ["decoder", "encoder init", "parameters", "AUC", "F1 (macro, official)", "F1 (binary)", "IoU"],
             "rows": rows}
+    tables["headline"] = {
+        "columns": ["decoder", "encoder init", "AUC in-method", "AUC held-out method", "F1 in-method",
+                    "F1 held-out method"],
+        "rows": [[dec, init] + [float(np.mean([s[k] for s in per_seed[name][group]]))
+                                for k in ("auc", "f1_macro") for group in groups]
+                 for name, (init, dec, _) in models.items()],
+        "floatfmt": ".3f"}
     rows = []
     for label, a, b in comparisons(models):
         for group in groups:
