@@ -48,10 +48,10 @@ CVAR_ALPHAS = (0.3, 0.5)  # CVaR-MAML's alpha grid: k = ceil((1 - alpha) n) = 18
 MAML, HETROM, CVAR = "MAML", "HeTRoM (m, k on validation)", "CVaR-MAML (α on validation)"
 SG_BATCH = "sg-HeTRoM, batch log-statistics (our v1 guess)"
 SG_VAL = "sg, AoRR's rule on validation losses"
-SG_RANGE = "sg, validation loss range (ours)"
+SG_WIDE = "sg, AoRR's rule with the upper cut at μ+3σ (ours)"
 REWEIGHT = "task reweighting (L2RW)"
 CLEAN_REF = "clean reference (MAML on clean tasks)"
-SG_RANGE_QUANTILES = (0.0, 1.0)  # ours: keep tasks whose loss lies inside [min, max] of the validation losses
+SG_WIDE_UPPER = 3.0  # ours: AoRR's validation statistics, upper cut at mean + 3 std instead of mean + 1 std
 
 
 def sinusoid_members(seeds: list[int], settings: list[str], n: int) -> list[Member]:
@@ -64,8 +64,7 @@ def sinusoid_members(seeds: list[int], settings: list[str], n: int) -> list[Memb
             out += [Member(HETROM, s, seed, Rule("rank", m=m, k=n - d), f"m={m} k={n - d}") for m, d in GRID]
             out.append(Member(SG_BATCH, s, seed, Rule("sg_batch", lower=2.0, upper=1.0)))
             out.append(Member(SG_VAL, s, seed, Rule("sg_val", lower=2.0, upper=1.0)))
-            out.append(Member(SG_RANGE, s, seed, Rule("sg_range", lower=SG_RANGE_QUANTILES[0],
-                                                      upper=SG_RANGE_QUANTILES[1])))
+            out.append(Member(SG_WIDE, s, seed, Rule("sg_val", lower=2.0, upper=SG_WIDE_UPPER)))
             out.append(Member(REWEIGHT, s, seed, Rule("reweight")))
     return out
 
@@ -111,7 +110,7 @@ def sinusoid_tables(members: list[Member], ev: dict[str, np.ndarray], stats: lis
     picked = choices(members, ev["val_1"].mean(1), n)
     tables: dict[str, dict] = {}
     summary_rows, grid_rows = [], []
-    methods = [MAML, HETROM, CVAR, SG_BATCH, SG_VAL, SG_RANGE, REWEIGHT]
+    methods = [MAML, HETROM, CVAR, SG_BATCH, SG_VAL, SG_WIDE, REWEIGHT]
     for setting in settings:
         maml = np.stack([ev["test_1"][picked[MAML][(s, setting)]] for s in seeds])  # (seeds, tasks)
         rows = []
@@ -135,7 +134,7 @@ def sinusoid_tables(members: list[Member], ev: dict[str, np.ndarray], stats: lis
             rows.append([method, chosen_text, m1, _fmt_ci(lo1, hi1), m10, _fmt_ci(lo10, hi10),
                          None if is_maml else d, None if is_maml else _fmt_ci(dlo, dhi, signed=True),
                          None if is_maml else f"{wins}/{len(seeds)}", kept_text])
-            if method in (HETROM, SG_RANGE, SG_VAL, CVAR, REWEIGHT):
+            if method in (HETROM, SG_WIDE, SG_VAL, CVAR, REWEIGHT):
                 summary_rows.append((setting, method, d, dlo, dhi))
         tables[setting] = {
             "columns": ["method", "chosen on validation", "MSE 1 step", "95% CI", "MSE 10 steps", "95% CI",
@@ -143,10 +142,12 @@ def sinusoid_tables(members: list[Member], ev: dict[str, np.ndarray], stats: lis
                         "outlier / easy"],
             "rows": rows, "floatfmt": ".3f"}
     tables["summary"] = {
-        "columns": ["training setting", *[f"{m}: Δ vs MAML [95% CI]" for m in (HETROM, CVAR, REWEIGHT, SG_RANGE)]],
+        "columns": ["training setting",
+                    *[f"{m}: Δ vs MAML [95% CI]" for m in (HETROM, CVAR, REWEIGHT, SG_VAL, SG_WIDE)]],
         "rows": [[f"{s} ({SETTINGS[s][0]})",
                   *[next(f"{d:+.3f} {_fmt_ci(lo, hi, True)} {_verdict(lo, hi)}" for ss, mm, d, lo, hi in summary_rows
-                         if ss == s and mm == m) for m in (HETROM, CVAR, REWEIGHT, SG_RANGE)]] for s in settings],
+                         if ss == s and mm == m) for m in (HETROM, CVAR, REWEIGHT, SG_VAL, SG_WIDE)]]
+                 for s in settings],
         "floatfmt": ".3f"}
     for m, d in ((0, 0), *GRID):
         cells = [f"m={m} k={n - d}" + (" (MAML)" if (m, d) == (0, 0) else "")]
@@ -168,7 +169,7 @@ def plot_sinusoid(tables: dict, settings: list[str], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [HETROM, CVAR, SG_BATCH, SG_VAL, SG_RANGE, REWEIGHT]
+    names = [HETROM, CVAR, SG_BATCH, SG_VAL, SG_WIDE, REWEIGHT]
     fig, ax = plt.subplots(figsize=(11, 3.8))
     width = 0.8 / len(names)
     for j, name in enumerate(names):
@@ -197,7 +198,7 @@ def run_sinusoid(args, log) -> tuple[dict, dict, list[dict]]:
     log(f"{len(members)} meta-learners in lockstep, {cfg.iterations} meta-iterations")
     families = {s: SETTINGS[s][1] for s in args.settings}
     params, info = sweep.train(members, families, cfg,
-                               progress=lambda it, desc: progress(it, desc=desc, quiet=args.quiet))
+                               progress=lambda it, desc: progress(it, desc=desc, quiet=args.quiet), log=log)
     ev = {k: v.numpy() for k, v in sweep.evaluate(params, cfg).items()}
     tables = sinusoid_tables(members, ev, info["selection"], args.seeds, args.settings, cfg.meta_batch)
     rows = [{**dataclasses.asdict(mem), "val_mse_1": float(ev["val_1"][i].mean()),

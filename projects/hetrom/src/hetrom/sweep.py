@@ -10,6 +10,7 @@ test tasks (own seed); the sg rules and the reweighting baseline read them durin
 
 from __future__ import annotations
 
+import time
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Literal
 
@@ -77,10 +78,10 @@ class SweepConfig:
     inner_lr: float = 0.01
     outer_lr: float = 1e-3
     first_order: bool = False
-    iterations: int = 2000
+    iterations: int = 1000
     hidden: int = 40
     val_tasks: int = 500  # fixed clean validation tasks (model selection)
-    val_batch: int = 50  # validation tasks per meta-iteration read by the sg_val / sg_range / reweight rules
+    val_batch: int = 32  # validation tasks per meta-iteration read by the sg_val / sg_range / reweight rules
     val_seed: int = 54321
     test_tasks: int = 1000
     test_seed: int = 12345
@@ -126,7 +127,7 @@ class NonFiniteError(RuntimeError):
 
 
 def train(members: list[Member], families: dict[str, SinusoidFamily], cfg: SweepConfig,
-          progress=lambda it, **kw: it, log=print) -> tuple[Params, dict]:
+          progress=lambda it, **kw: it, log=lambda message: None) -> tuple[Params, dict]:
     """Meta-train every member for ``cfg.iterations`` in lockstep; returns the stacked parameters and, per
     member, the share of each contaminating task kind kept by its rule (second half of training)."""
     n, P = cfg.meta_batch, len(members)
@@ -148,6 +149,7 @@ def train(members: list[Member], families: dict[str, SinusoidFamily], cfg: Sweep
     kept = {kind: np.zeros(P) for kind in ("clean", "hard_clean", "noisy", "outlier", "easy")}
     seen = {kind: np.zeros(P) for kind in kept}
     empty = np.zeros(P)
+    t0 = time.time()
 
     for it in progress(range(cfg.iterations), desc="meta-train"):
         raw = [sample_tasks(rng, n, cfg.n_support, cfg.n_query, families[s]) for rng, (_, s) in zip(rngs, streams)]
@@ -201,6 +203,8 @@ def train(members: list[Member], families: dict[str, SinusoidFamily], cfg: Sweep
                 kept[name] += (chosen & is_kind).sum(1)
                 seen[name] += is_kind.sum(1)
             empty += ~chosen.any(1)
+        if (it + 1) % max(1, cfg.iterations // 10) == 0:
+            log(f"[{it + 1}/{cfg.iterations}] {time.time() - t0:.0f} s, mean task loss {losses.mean().item():.3f}")
     stats = [{f"kept_{k}": (float(kept[k][i] / seen[k][i]) if seen[k][i] else None) for k in kept}
              | {"empty_batches": int(empty[i])} for i in range(P)]
     return params, {"selection": stats}
