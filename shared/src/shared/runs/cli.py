@@ -19,7 +19,6 @@ from typing import Any
 
 import yaml
 
-
 #: Torch's CPU thread count for every run unless ``--threads`` says otherwise: fixed, because results on CPU depend on
 #: it (reduction order), so that the same command gives the same numbers on any machine with at least this many cores.
 DEFAULT_THREADS = 2
@@ -192,11 +191,13 @@ def build_parser(config_cls, description: str = "") -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="override config fields")
     parser.add_argument("--config", type=Path, help="YAML/JSON file of config overrides")
-    parser.add_argument("--data-root", type=str, default=None, help="root of the paper's real dataset (official layout)")
+    parser.add_argument("--data-root", type=str, default=None,
+                        help="root of the paper's real dataset (official layout)")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="parent folder of run folders (default: runs)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="default: auto")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: the config's)")
-    parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                        help="continue a run from its last checkpoint")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes and a few steps (seconds); used by tests")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")

@@ -86,6 +86,7 @@ def run_and_die(argv: list[str], stage: str | None = None, save_number: int = 1)
     Used by the kill tests (through a forkserver, so that each killed child starts without re-importing torch).
     """
     torch.set_num_threads(1)
+    _checkpoint.FSYNC = False  # a killed process loses nothing the page cache holds; fsync guards power loss only
     if stage is not None:
         seen = {"saves": 0}
 

@@ -35,8 +35,14 @@ from typing import Any
 import torch
 
 from shared.runs.checkpoint import CheckpointInfo
-from shared.runs.cli import (DEFAULT_THREADS, _parse_pairs, apply_overrides, build_parser, config_to_dict,
-                             load_config_file)
+from shared.runs.cli import (
+    DEFAULT_THREADS,
+    _parse_pairs,
+    apply_overrides,
+    build_parser,
+    config_to_dict,
+    load_config_file,
+)
 from shared.runs.errors import CheckpointError, DivergenceError, UsageError
 from shared.runs.folder import RunDir
 from shared.runs.setup import seed_everything, select_device
