@@ -41,6 +41,18 @@ def test_hu_window_and_resize():
     np.testing.assert_allclose(out[0, 2:], 0.5, atol=1e-6)
 
 
+def test_intensity_transform_equals_monai_window_and_resize():
+    from monai.transforms import Compose, Resize, ScaleIntensityRange
+
+    rng = np.random.default_rng(0)
+    hu = rng.uniform(-1500, 900, size=(1, 10, 13, 7)).astype(np.float32)
+    for size in [(6, 8, 9), (10, 13, 7)]:
+        monai = Compose([ScaleIntensityRange(a_min=-1200, a_max=600, b_min=0.0, b_max=1.0, clip=True),
+                         Resize(spatial_size=size, mode="trilinear")])
+        np.testing.assert_allclose(intensity_transform((-1200.0, 600.0), size)(hu).numpy(), np.asarray(monai(hu)),
+                                   atol=1e-6)
+
+
 def test_phantom_splits_are_windowed_deterministic_and_masked_by_class():
     cfg = Config(dataset="phantom", volume_size=(16, 16, 16), n_volumes=30, seed=3)
     a = phantom_splits(cfg)

@@ -15,7 +15,6 @@ that MONAI's CAM / Grad-CAM can use them (``layer4``/``fc``, ``final``/``fc``).
 from __future__ import annotations
 
 import torch
-from monai.networks.nets import ResNet
 from torch import nn
 
 
@@ -138,6 +137,8 @@ class COVNet(nn.Module):
                  layers: tuple[int, int, int, int] = (3, 4, 6, 3), num_classes: int = 3, in_channels: int = 1,
                  conv1_stride: int = 2, max_pool: bool = True):
         super().__init__()
+        from monai.networks.nets import ResNet  # imported here: MONAI takes seconds to import
+
         self.backbone = ResNet(block="basic", layers=list(layers), block_inplanes=list(widths), spatial_dims=2,
                                n_input_channels=in_channels, conv1_t_size=3, conv1_t_stride=conv1_stride,
                                no_max_pool=not max_pool, feed_forward=False)

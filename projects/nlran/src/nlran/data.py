@@ -1,7 +1,8 @@
 """Data: the offline chest-CT phantom and a loader for CC-CCII in its official folder layout.
 
 Both give ``(volume, label)`` pairs with ``volume`` a float32 (1, D, H, W) tensor in [0, 1] after HU
-windowing (MONAI ``ScaleIntensityRange``) and resizing to ``volume_size`` (MONAI ``Resize``, trilinear);
+windowing and resizing to ``volume_size`` (trilinear; the arithmetic of MONAI's ``ScaleIntensityRange`` and
+``Resize``, see :func:`intensity_transform`);
 labels follow CC-CCII's classes: 0 = NCP (COVID-19), 1 = CP (common pneumonia), 2 = Normal. The phantom
 also gives the true lesion mask of every volume (for heat-map localisation, :mod:`nlran.heatmaps`).
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from monai.transforms import Compose, Resize, ScaleIntensityRange
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from nlran.config import Config
@@ -26,11 +27,29 @@ from shared.data.ct_phantom import CLASSES, chest_ct_dataset
 SPLITS = ("train", "val", "test")
 
 
-def intensity_transform(hu_window: tuple[float, float], volume_size: tuple[int, int, int]) -> Compose:
-    """HU window -> [0, 1] (clipped), then resize to ``volume_size`` (channel-first (1, D, H, W) input)."""
+def intensity_transform(hu_window: tuple[float, float], volume_size: tuple[int, int, int]):
+    """HU window -> [0, 1] (clipped), then resize to ``volume_size``: a function of a channel-first
+    (1, D, H, W) array returning a float32 (1, D, H, W) tensor.
+
+    The same arithmetic as MONAI's ``ScaleIntensityRange(a_min=lo, a_max=hi, b_min=0, b_max=1, clip=True)``
+    followed by ``Resize(volume_size, mode="trilinear")`` (``torch.nn.functional.interpolate``,
+    ``align_corners=False``; a volume already at ``volume_size`` is returned as is), written with torch so
+    that the phantom pipeline does not import MONAI (tested against MONAI)."""
     lo, hi = hu_window
-    return Compose([ScaleIntensityRange(a_min=lo, a_max=hi, b_min=0.0, b_max=1.0, clip=True),
-                    Resize(spatial_size=tuple(volume_size), mode="trilinear")])
+    if hi <= lo:
+        raise ValueError(f"hu_window needs lo < hi, got {hu_window}")
+    size = tuple(int(n) for n in volume_size)
+
+    def transform(volume) -> torch.Tensor:
+        x = torch.as_tensor(np.asarray(volume), dtype=torch.float32)
+        if x.ndim != 4:
+            raise ValueError(f"expected a channel-first (C, D, H, W) volume, got shape {tuple(x.shape)}")
+        x = ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
+        if tuple(x.shape[1:]) != size:
+            x = F.interpolate(x[None], size=size, mode="trilinear", align_corners=False)[0]
+        return x
+
+    return transform
 
 
 def split_indices(groups: np.ndarray, fractions: tuple[float, float, float], seed: int) -> dict[str, np.ndarray]:
