@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs", type=Path, default=PROJECT / "runs" / "reproduce", help="parent of the run folders")
     parser.add_argument("--results", type=Path, default=PROJECT / "results", help="where the JSON and figure go")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (tests)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="take each (model, seed) already finished under --runs (raw/<arch>-seed<s>.json) "
+                             "instead of training it again (finish an interrupted reproduction)")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("overrides", nargs="*", help="key=value config overrides for every run (e.g. epochs=4)")
     return parser
@@ -93,8 +96,14 @@ def main(argv: list[str] | None = None) -> dict:
     raw: dict[str, dict[str, dict]] = {arch: {} for arch in args.archs}
     for seed in args.seeds:  # seeds outside: the phantom of a seed is generated once (cached) for all models
         for arch in args.archs:
-            result = train_and_evaluate([*options, "--seed", str(seed), f"arch={arch}", *overrides], args.device,
-                                        args.heatmap_volumes)
+            cached = args.runs / "raw" / f"{arch}-seed{seed}.json"
+            if args.reuse and cached.is_file():
+                result = json.loads(cached.read_text())
+            else:
+                result = train_and_evaluate([*options, "--seed", str(seed), f"arch={arch}", *overrides], args.device,
+                                            args.heatmap_volumes)
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                cached.write_text(json.dumps(result))
             raw[arch][str(seed)] = result
             if not args.quiet:
                 t = result["test"]
