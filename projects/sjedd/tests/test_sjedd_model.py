@@ -56,3 +56,25 @@ def test_resize_and_bad_shapes(clip_and_tokenizer):
     assert BinaryDetector(clip)(torch.rand(2, 3, 32, 32)).shape == (2,)
     with pytest.raises(ValueError, match=r"\(batch, 3, H, W\)"):
         model(torch.rand(2, 1, 32, 32))
+
+
+def test_cnn_tower_in_the_same_joint_embedding():
+    """image_tower=cnn: a ResNet projected to the text tower's dimension, scored by the official <v, t> / 10;
+    CLIP's own image tower is dropped (no unused weights trained or saved)."""
+    from sjedd.model import ConvImageTower
+
+    torch.manual_seed(0)
+    clip, tok = tiny_clip(image_size=32, patch_size=8, width=32, layers=1, heads=2, projection_dim=16)
+    tower = ConvImageTower(16, widths=(8, 16))
+    model = JointEmbeddingDetector(clip, tok, image_tower=tower).eval()
+    assert not any(k.startswith("clip.vision_model") or k.startswith("clip.visual_projection")
+                   for k in model.state_dict())
+    images = torch.rand(3, 3, 40, 40)  # any size: the tower pools globally
+    with torch.no_grad():
+        text = model.text_features()
+        torch.testing.assert_close(model(images), tower(images) @ text.T / 10)
+    assert tower(images).shape == (3, 16)
+    binary = BinaryDetector(None, ConvImageTower(16, widths=(8,)))
+    assert binary(images).shape == (3,)
+    with pytest.raises(ValueError, match="either"):
+        BinaryDetector(clip, tower)

@@ -1,9 +1,6 @@
 """The pretraining stage: captions measured from the faces, CLIP's contrastive loss, export and fine-tuning from it."""
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,16 +13,6 @@ from sjedd.config import Config
 from sjedd.losses import clip_contrastive_loss
 from sjedd.model import load_pretrained_tiny, tiny_clip
 from sjedd.training import build_model
-
-PROJECT = Path(__file__).resolve().parents[1]
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"sjedd_script_{name}", PROJECT / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def hand_made_faces() -> FaceBatch:
@@ -88,8 +75,9 @@ def test_clip_contrastive_loss_by_hand():
 
 
 def test_pretrain_exports_a_checkpoint_that_train_fine_tunes_from(tmp_path):
-    pretrain = load_script("pretrain")
-    pretrain.main(["--smoke", "--quiet", "--device", "cpu", "--out", str(tmp_path / "runs"),
+    from sjedd.pretrain import main as pretrain
+
+    pretrain(["--smoke", "--quiet", "--device", "cpu", "--threads", "1", "--out", str(tmp_path / "runs"),
                    "--export", str(tmp_path / "pretrained")])
     weights = tmp_path / "pretrained" / "tiny_clip_faces.safetensors"
     for suffix in (".json", ".log"):

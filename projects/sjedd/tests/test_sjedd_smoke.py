@@ -1,87 +1,152 @@
-"""End to end: train.py --smoke and eval.py into tmp_path, reload what they wrote, resume, and bad input."""
+"""End to end on the run machinery (shared/RUNS.md): train --smoke and eval into tmp_path, reload what they wrote,
+resume, same seed = same metrics, NaN stops the run, an unused --data-root is refused, eval writes only inside the
+run folder, and bad input."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
+import sjedd.train
+from shared.results import check_default_output
 from shared.runs import RunDir, load_modules
 from sjedd.config import Config
+from sjedd.eval import main as evaluate
+from sjedd.train import main as train
 from sjedd.training import build_model
 
-PROJECT = Path(__file__).resolve().parents[1]
+README = Path(__file__).resolve().parents[1] / "README.md"
+SMOKE = ["--smoke", "--quiet", "--device", "cpu", "--threads", "1"]
 
 
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"sjedd_script_{name}", PROJECT / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """One default smoke run (SJEDD: CNN tower, joint embedding, Auto-lambda) and what it printed."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        result = train(["--smoke", "--device", "cpu", "--threads", "1", "--out", str(tmp_path_factory.mktemp("runs"))])
+    return result["run"], out.getvalue()
 
 
-train = load_script("train")
-evaluate = load_script("eval")
-SMOKE = ["--smoke", "--quiet", "--device", "cpu"]
-
-
-def test_train_eval_reload_and_lambda_moves(tmp_path):
-    run_path = train.main([*SMOKE, "--out", str(tmp_path), "epochs=2"])
+def test_train_eval_reload(smoke_run):
+    run_path, printed = smoke_run
     run = RunDir.open(run_path)
-    for name in ("config.json", "metrics.jsonl", "log.txt", "eval.json", "checkpoints/last.safetensors"):
+    for name in ("config.json", "metrics.jsonl", "log.txt", "eval.json", "status.json",
+                 "checkpoints/last/weights.safetensors"):
         assert (run_path / name).is_file(), name
     rows = run.read_metrics()
-    assert rows[-1]["lambda1"] != 1.0  # the bi-level update moved the task weights
-    assert {"L1", "L2", "L3", "loss"} <= rows[0].keys()
-    trained = run.read_json("eval.json")
-    assert 0.0 <= trained["splits"]["test"]["frame_auc"] <= 1.0
+    assert {"L1", "L2", "L3", "loss", "lambda1", "lambda2", "lambda3"} <= rows[0].keys()
+    trained = run.read_json("eval.json")["train"]
+    assert run.status()["state"] == "finished"
 
-    results = evaluate.main([str(run_path), "--device", "cpu"])
+    results = evaluate([str(run_path), "--device", "cpu", "--quiet", "--threads", "1"])
     assert results["splits"]["test"]["frame_auc"] == pytest.approx(trained["splits"]["test"]["frame_auc"])
+    merged = run.read_json("eval.json")
+    assert {"train", "eval"} <= merged.keys() and merged["eval"]["checkpoint"]["name"] == "last"
     assert (run_path / "explanations.png").stat().st_size > 0
     header = (run_path / "predictions.csv").read_text().splitlines()[0]
     assert header.startswith("split,index,class,video,fake,expression")
 
     model = build_model(run.read_config(Config))
-    load_modules(run_path / "checkpoints/last.safetensors", {"model": model})
+    load_modules(run_path / "checkpoints/last", {"model": model})
+    assert model.image_tower is not None  # the offline default's CNN image tower
+
+
+def test_readme_quotes_the_default_output_format(smoke_run):
+    check_default_output(README, smoke_run[1])
 
 
 def test_resume_reaches_the_uninterrupted_result(tmp_path):
-    full = RunDir.open(train.main([*SMOKE, "--out", str(tmp_path / "a"), "epochs=2", "aug=false"]))
-    part = train.main([*SMOKE, "--out", str(tmp_path / "b"), "epochs=1", "aug=false"])
-    resumed = RunDir.open(train.main([*SMOKE, "--resume", str(part), "epochs=2"]))
-    a = full.read_json("eval.json")["splits"]["test"]["frame_auc"]
-    b = resumed.read_json("eval.json")["splits"]["test"]["frame_auc"]
+    full = RunDir.open(train([*SMOKE, "--out", str(tmp_path / "a"), "epochs=2", "aug=false"])["run"])
+    part = train([*SMOKE, "--out", str(tmp_path / "b"), "epochs=1", "aug=false"])["run"]
+    resumed = RunDir.open(train(["--quiet", "--threads", "1", "--resume", str(part), "epochs=2"])["run"])
+    a = full.read_json("eval.json")["train"]["splits"]["test"]["frame_auc"]
+    b = resumed.read_json("eval.json")["train"]["splits"]["test"]["frame_auc"]
     assert a == pytest.approx(b, abs=1e-6)
-    assert [r["step"] for r in resumed.read_metrics()] == [r["step"] for r in full.read_metrics()]
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "time"} for r in rows]  # noqa: E731
+    assert drop(resumed.read_metrics()) == drop(full.read_metrics())
 
 
-def test_binary_baseline_smoke(tmp_path):
-    run_path = train.main([*SMOKE, "--out", str(tmp_path), "method=binary"])
-    results = json.loads((run_path / "eval.json").read_text())
-    assert results["method"] == "binary" and "node_accuracy_fakes" not in results["splits"]["test"]
+def test_same_seed_same_metrics(tmp_path, smoke_run):
+    again = RunDir.open(train([*SMOKE, "--out", str(tmp_path)])["run"])
+    first = RunDir.open(smoke_run[0])
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "time"} for r in rows]  # noqa: E731
+    assert drop(again.read_metrics()) == drop(first.read_metrics())
+
+
+def test_nan_loss_stops_the_run(tmp_path, monkeypatch, capsys):
+    real = sjedd.train.batch_losses
+    calls = {"n": 0}
+
+    def nan_at_third_call(model, batch, method):
+        calls["n"] += 1
+        losses = real(model, batch, method)
+        return losses * float("nan") if calls["n"] == 3 else losses
+
+    monkeypatch.setattr(sjedd.train, "batch_losses", nan_at_third_call)
+    with pytest.raises(SystemExit) as info:
+        train([*SMOKE, "--out", str(tmp_path), "method=fixed"])
+    assert info.value.code == 3
+    err = capsys.readouterr().err
+    assert "step 3" in err and "loss" in err
+    for weights in tmp_path.rglob("*.safetensors"):
+        assert all(torch.isfinite(t).all() for t in load_file(str(weights)).values()), weights
+
+
+def test_unused_data_root_is_refused(tmp_path, capsys):
+    (tmp_path / "lists").mkdir()
+    with pytest.raises(SystemExit) as info:
+        train([*SMOKE, "--out", str(tmp_path / "runs"), "--data-root", str(tmp_path / "lists")])
+    assert info.value.code == 2
+    assert "not read by this configuration" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_eval_writes_only_inside_the_run_folder(tmp_path, monkeypatch, smoke_run):
+    import shutil
+
+    run_path = Path(shutil.copytree(smoke_run[0], tmp_path / "run"))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    outside = lambda: {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if run_path not in p.parents}  # noqa: E731
+    before = outside()
+    evaluate([str(run_path), "--device", "cpu", "--quiet", "--threads", "1"])
+    assert outside() == before
 
 
 def test_bad_input(tmp_path, capsys):
-    with pytest.raises(FileNotFoundError, match="Expected layout"):
-        train.main([*SMOKE, "--out", str(tmp_path), "--data-root", str(tmp_path / "missing")])
+    with pytest.raises(SystemExit) as info:  # the paper's data without a data root
+        train([*SMOKE, "--out", str(tmp_path), "dataset=lists"])
+    assert info.value.code == 2 and "needs --data-root" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # a data root without its list files
+        train([*SMOKE, "--out", str(tmp_path), "dataset=lists", "--data-root", str(tmp_path)])
+    assert info.value.code == 2 and "train.txt" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        train.main([*SMOKE, "method=heads"])
+        train([*SMOKE, "method=heads"])
     assert "not one of" in capsys.readouterr().err
-    run_path = train.main([*SMOKE, "--out", str(tmp_path), "epochs=1"])
-    weights = run_path / "checkpoints/last.safetensors"
-    weights.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="corrupt"):
-        evaluate.main([str(run_path), "--device", "cpu"])
-    assert (run_path / "eval.json").is_file()  # what train wrote is still there
-    with pytest.raises(ValueError, match="list-file|expected"):
-        from sjedd.data import ListFileDataset
-        (tmp_path / "lists").mkdir()
-        (tmp_path / "lists" / "train.txt").write_text("a.png deepfake\n")
+    assert not any(tmp_path.iterdir())  # nothing was created by the refused starts
+    run_path = train([*SMOKE, "--out", str(tmp_path), "epochs=1"])["run"]
+    (run_path / "checkpoints/last/weights.safetensors").write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit) as info:
+        evaluate([str(run_path), "--device", "cpu", "--quiet"])
+    assert info.value.code == 2
+    assert json.loads((run_path / "eval.json").read_text())["train"]  # what train wrote is still there
+    from sjedd.data import ListFileDataset
+
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "train.txt").write_text("a.png deepfake\n")
+    with pytest.raises(ValueError, match="unknown label"):
         ListFileDataset(tmp_path / "lists", "train")
+
+
+def test_binary_baseline_smoke(tmp_path):
+    results = train([*SMOKE, "--out", str(tmp_path), "method=binary"])
+    assert results["method"] == "binary" and "node_accuracy_fakes" not in results["splits"]["test"]
 
 
 def test_list_file_loader_reads_images_and_frame_folders(tmp_path):

@@ -30,7 +30,8 @@ TaskLosses = Callable[[nn.Module, object], torch.Tensor]
 class AutoLambda:
     """Meta-weights lambda (K,) and their Adam optimiser, with the unrolled finite-difference update."""
 
-    def __init__(self, model: nn.Module, task_losses: TaskLosses, n_tasks: int = 3, primary: tuple[float, ...] = (1, 0, 0),
+    def __init__(self, model: nn.Module, task_losses: TaskLosses, n_tasks: int = 3,
+                 primary: tuple[float, ...] = (1, 0, 0),
                  init: float = 1.0, lr: float = 1e-3):
         if len(primary) != n_tasks:
             raise ValueError(f"primary weights {primary} must have one entry per task ({n_tasks})")

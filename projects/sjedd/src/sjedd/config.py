@@ -10,11 +10,18 @@ from typing import Literal
 class Config:
     seed: int = 0
     device: str = "auto"
-    data_root: str | None = None  # list-file dataset root (data.ListFileDataset); None = the offline default
+    dataset: Literal["lists", "faces_synth"] = "lists"
+    """lists: the paper's data as list files under ``data_root`` (data.ListFileDataset); faces_synth: the offline
+    synthetic faces (configs/cpu.yaml), which read no data root."""
+    data_root: str | None = None  # list-file dataset root (dataset=lists)
     method: Literal["sjedd", "fixed", "binary"] = "sjedd"
     """sjedd: joint embedding + bi-level task weights; fixed: joint embedding, fixed weights; binary: baseline."""
     clip: str | None = None  # real CLIP folder or hub id (paper: ViT-B/32); None = a tiny CLIP from `tiny`
     normalize: bool = False  # ablation: cosine similarity x learnable scale instead of the official <v, t> / 10
+    image_tower: Literal["clip", "cnn"] = "clip"
+    """clip: CLIP's own image tower (the paper's ViT-B/32, or the tiny ViT); cnn: a small ResNet from scratch
+    projected into the same joint embedding (model.ConvImageTower; the official ``--VM RN50`` analogue)."""
+    cnn_widths: tuple[int, ...] = (16, 32, 64, 128)  # image_tower=cnn: one conv-BN-ReLU-maxpool block per width
 
     # optimisation (paper: AdamW lr 6e-7, wd 1e-3, cosine T_max 5 per epoch, 20 epochs, batch 32)
     epochs: int = 20

@@ -13,6 +13,7 @@ exact region masks, manipulated into exactly the classes of the official ``label
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -21,7 +22,7 @@ import torch
 
 from shared.data import DatasetRoot
 from shared.data.faces_synth import FaceBatch, make_dataset
-from sjedd.labels import CLASSES, LABEL_MAP_SOFF, label_vectors
+from sjedd.labels import CLASSES, LABEL_MAP_SOFF
 
 FAKE_CLASSES = tuple(c for c in CLASSES if c != "real")
 
@@ -50,8 +51,11 @@ class FaceSet:
         return cls(images, labels, classes, batch.videos)
 
 
+@lru_cache(maxsize=1)
 def offline_splits(n_train_videos: int, n_test_videos: int, frames: int, size: int, seed: int) -> dict[str, FaceSet]:
-    """The offline splits (module docstring); real videos are as many as all fake classes together."""
+    """The offline splits (module docstring); real videos are as many as all fake classes together. The last call's
+    splits are cached, so that the runs of one seed in ``reproduce.py`` generate them once (callers never modify
+    them in place)."""
     six = ("real",) * len(FAKE_CLASSES) + FAKE_CLASSES
     train = make_dataset(n_train_videos, frames, six, ("toon",), size, seed, identities=range(30))
     test = make_dataset(n_test_videos, frames, six, ("toon",), size, seed + 1, identities=range(30, 40),

@@ -7,18 +7,20 @@ import numpy as np
 import torch
 
 from shared.metrics import roc_auc
+from shared.runs import progress
 from sjedd.data import FaceSet
 from sjedd.graph import marginals
 from sjedd.labels import NODE_NAMES
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, data: FaceSet, method: str, device: torch.device, batch_size: int = 64) -> np.ndarray:
+def predict(model: torch.nn.Module, data: FaceSet, method: str, device: torch.device, batch_size: int = 64,
+            quiet: bool = True, desc: str | None = None) -> np.ndarray:
     """(N, 10) node marginals for the joint-embedding methods; (N, 1) fake probability for the binary baseline.
-    Column 0 is always P(fake) (the marginal of node 0)."""
+    Column 0 is always P(fake) (the marginal of node 0). A progress bar unless ``quiet`` (or not a terminal)."""
     model.eval()
     out = []
-    for start in range(0, len(data), batch_size):
+    for start in progress(range(0, len(data), batch_size), desc=desc, quiet=quiet):
         logits = model(data.images[start:start + batch_size].to(device))
         out.append(torch.sigmoid(logits)[:, None] if method == "binary" else marginals(logits))
     return torch.cat(out).double().cpu().numpy()
@@ -54,11 +56,11 @@ def split_metrics(probs: np.ndarray, data: FaceSet) -> dict:
 
 
 def evaluate_splits(model: torch.nn.Module, tests: dict[str, FaceSet], method: str, device: torch.device,
-                    batch_size: int = 64) -> dict:
+                    batch_size: int = 64, quiet: bool = True) -> dict:
     """:func:`split_metrics` for each test split, plus the per-frame predictions of the first 16 frames of each."""
     results = {"method": method, "splits": {}, "examples": {}}
     for name, data in tests.items():
-        probs = predict(model, data, method, device, batch_size)
+        probs = predict(model, data, method, device, batch_size, quiet=quiet, desc=f"eval {name}")
         results["splits"][name] = split_metrics(probs, data)
         results["examples"][name] = [
             {"class": data.classes[i], "video": int(data.videos[i]),

@@ -35,14 +35,17 @@ def explanation_grid(images: np.ndarray, probs: np.ndarray, classes: list[str], 
 
 
 def lambda_plot(trajectories: dict[str, list[list[float]]], path: Path) -> Path:
-    """lambda_1..3 against training step, one line style per seed."""
-    fig, ax = plt.subplots(figsize=(5, 3))
-    for s, (seed, traj) in enumerate(trajectories.items()):
-        arr = np.asarray(traj)
-        for k, name in enumerate(("binary", "global", "local")):
-            ax.plot(arr[:, k], color=f"C{k}", ls=["-", "--", ":"][s % 3], label=name if s == 0 else None)
+    """lambda_1..3 (binary, global, local task weights) against training step: each seed thin, the seed mean thick."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    arrays = [np.asarray(t) for t in trajectories.values()]
+    steps = min(len(a) for a in arrays)
+    for k, name in enumerate(("lambda1 (binary)", "lambda2 (global)", "lambda3 (local)")):
+        for arr in arrays:
+            ax.plot(arr[:steps, k], color=f"C{k}", lw=0.6, alpha=0.35)
+        ax.plot(np.mean([a[:steps, k] for a in arrays], axis=0), color=f"C{k}", lw=2, label=name)
     ax.set_xlabel("training step")
-    ax.set_ylabel("task weight lambda")
+    ax.set_ylabel("task weight")
+    ax.set_title(f"Auto-lambda task weights ({len(arrays)} seeds; thin: each seed)", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

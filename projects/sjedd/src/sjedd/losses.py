@@ -27,7 +27,8 @@ def task_losses(marg: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     L1 is the fidelity loss of node 0; L2 the mean over the 3 global nodes; L3 the mean over the 6 local ones.
     """
     if marg.shape != labels.shape or marg.shape[-1] != 10:
-        raise ValueError(f"marginals and labels must both be (batch, 10), got {tuple(marg.shape)}, {tuple(labels.shape)}")
+        raise ValueError(f"marginals and labels must both be (batch, 10), got {tuple(marg.shape)}, "
+                         f"{tuple(labels.shape)}")
     return torch.stack([
         fidelity_loss(marg[:, 0], labels[:, 0]),
         fidelity_loss(marg[:, list(GLOBAL_NODES)], labels[:, list(GLOBAL_NODES)]),

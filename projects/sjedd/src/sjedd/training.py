@@ -11,14 +11,24 @@ from sjedd.config import Config
 from sjedd.data import FaceSet, ListFileDataset, offline_splits
 from sjedd.graph import marginals
 from sjedd.losses import task_losses
-from sjedd.model import BinaryDetector, JointEmbeddingDetector, load_clip, load_pretrained_tiny, tiny_clip
 
 PROJECT = Path(__file__).resolve().parents[2]
 
 
 def build_model(cfg: Config) -> torch.nn.Module:
     """The detector of ``cfg.method`` on a real CLIP (``cfg.clip``) or a tiny one built offline (pretrained by
-    ``pretrain.py`` when ``cfg.tiny_init`` is set)."""
+    ``pretrain.py`` when ``cfg.tiny_init`` is set), with CLIP's image tower or a :class:`ConvImageTower`
+    (``cfg.image_tower``). ``sjedd.model`` (and with it transformers) is imported here, not at module level, so that
+    ``train.py --help`` stays fast."""
+    from sjedd.model import (
+        BinaryDetector,
+        ConvImageTower,
+        JointEmbeddingDetector,
+        load_clip,
+        load_pretrained_tiny,
+        tiny_clip,
+    )
+
     if cfg.clip is not None:
         clip, tokenizer = load_clip(cfg.clip)
     else:
@@ -26,16 +36,42 @@ def build_model(cfg: Config) -> torch.nn.Module:
                                     layers=cfg.tiny_layers, heads=max(1, cfg.tiny_width // 16),
                                     projection_dim=cfg.tiny_projection)
         if cfg.tiny_init is not None:
-            path = Path(cfg.tiny_init)
-            load_pretrained_tiny(clip, path if path.is_absolute() or path.exists() else PROJECT / path)
+            load_pretrained_tiny(clip, _project_path(cfg.tiny_init))
+    tower = ConvImageTower(clip.config.projection_dim, cfg.cnn_widths) if cfg.image_tower == "cnn" else None
     if cfg.method == "binary":
-        return BinaryDetector(clip)
-    return JointEmbeddingDetector(clip, tokenizer, normalize=cfg.normalize)
+        return BinaryDetector(clip, None) if tower is None else BinaryDetector(None, tower)
+    return JointEmbeddingDetector(clip, tokenizer, normalize=cfg.normalize, image_tower=tower)
+
+
+def check_config(cfg: Config, args=None) -> None:
+    """Everything that would fail later, checked before a run folder exists (``shared.runs.start``): the data root
+    and list files of ``dataset=lists``, local CLIP weights for ``clip=``, the pretrained tiny CLIP file."""
+    from shared.runs import UsageError
+    from sjedd.model import load_clip, local_weights_folder
+
+    if cfg.dataset == "lists":
+        if cfg.data_root is None:
+            raise UsageError("dataset=lists (the paper's data) needs --data-root with the list files (README, Real "
+                             "data); the offline default is configs/cpu.yaml (dataset=faces_synth)")
+        for name in (cfg.train_list, *cfg.test_lists):
+            ListFileDataset(cfg.data_root, name, cfg.n_frames, cfg.image_size)
+    if cfg.clip is not None and local_weights_folder(cfg.clip) is None:
+        load_clip(cfg.clip)  # raises FileNotFoundError naming the weights and where to put them
+    if cfg.clip is None and cfg.tiny_init is not None and not _project_path(cfg.tiny_init).is_file():
+        raise UsageError(f"no pretrained tiny CLIP at {cfg.tiny_init!r}; make it with `uv run pretrain.py --config "
+                         "configs/pretrain.yaml --export pretrained` or set tiny_init=null")
+
+
+def _project_path(path: str) -> Path:
+    """A relative path as given if it exists from here, else relative to the project folder."""
+    p = Path(path)
+    return p if p.is_absolute() or p.exists() else PROJECT / p
 
 
 def load_data(cfg: Config) -> dict[str, FaceSet]:
-    """Train and test sets: the list-file dataset under ``--data-root``, or the offline synthetic faces."""
-    if cfg.data_root is not None:
+    """Train and test sets: the list-file dataset under ``--data-root`` (``dataset=lists``), or the offline
+    synthetic faces (``dataset=faces_synth``)."""
+    if cfg.dataset == "lists":
         size = cfg.image_size
         sets = {"train": ListFileDataset(cfg.data_root, cfg.train_list, cfg.n_frames, size).load()}
         for name in cfg.test_lists:
