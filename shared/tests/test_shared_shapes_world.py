@@ -127,7 +127,7 @@ def test_edit_action_rebuilds_the_target_prompt():
     kinds = set()
     for r in records:
         assert _apply_edit_action(r["source_prompt"], r["edit_action"]) == r["target_prompt"], r["edit_action"]
-        for text, v in r["edit_action"].items():
+        for v in r["edit_action"].values():
             if v["action"] not in ("+", "-"):  # a swap's source words name one place in the caption
                 assert r["source_prompt"].count(v["action"]) == 1
         kinds |= {a["type"] for a in r["aspects"]}

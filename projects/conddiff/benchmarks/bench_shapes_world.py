@@ -1,13 +1,12 @@
 """Throughput of the shapes-world generator and of one base-model training step (prints, never asserts)."""
 
-import os
 import time
 
 import torch
 
 from shared.data import shapes_world as sw
 
-torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+torch.set_num_threads(1)  # one thread: figures comparable across runs
 
 for size, n in ((32, 20000), (64, 4000)):
     sw.generate(64, 0, image_size=size)
@@ -15,16 +14,18 @@ for size, n in ((32, 20000), (64, 4000)):
     sw.generate(n, 1, image_size=size)
     dt = time.perf_counter() - t
     print(f"shapes_world.generate {size}x{size}: {n / dt:,.0f} scenes/s (1-3 objects, captions and masks)")
+    t = time.perf_counter()
+    sw.generate(n, 1, image_size=size, textures=True)
+    print(f"  with textures: {n / (time.perf_counter() - t):,.0f} scenes/s")
 t = time.perf_counter()
 recs = sw.edit_records(500, 0)
 print(f"shapes_world.edit_records: {500 / (time.perf_counter() - t):,.0f} records/s")
 
+from conddiff import train  # noqa: E402
 from conddiff.data import DataConfig, ShapesStream  # noqa: E402
 from conddiff.diffusion import add_noise, ddpm_loss  # noqa: E402
 from conddiff.model import UNetConfig  # noqa: E402
 from conddiff.text import tokenize  # noqa: E402
-
-import train  # noqa: E402
 
 for channels, batch in (((16, 32, 32), 32), ((32, 64, 64), 48)):
     cfg = train.TrainConfig()

@@ -130,8 +130,15 @@ def test_clip_default_per_inversion_mechanism():
 def test_scene_judge_labels_and_reading_by_hand():
     import numpy as np
 
-    from conddiff.classifier import (ABSENT, SLOT_ATTRIBUTES, AttributeClassifier, ClassifierConfig, read_scenes,
-                                     scene_of, slot_labels_of)
+    from conddiff.classifier import (
+        ABSENT,
+        SLOT_ATTRIBUTES,
+        AttributeClassifier,
+        ClassifierConfig,
+        read_scenes,
+        scene_of,
+        slot_labels_of,
+    )
     from shared.data import shapes_world as sw
 
     scene = sw.Scene("gray", (sw.ShapeObject("circle", "red", "big", "right", "checked"),

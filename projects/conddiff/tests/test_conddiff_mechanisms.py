@@ -8,8 +8,7 @@ import torch
 from conddiff import attention as attn_lib
 from conddiff.blending import ClassifierFreeGuidance, ComposableDiffusion, cfg_combine, composable_combine
 from conddiff.correction import ILVR, RePaint, low_pass, repaint_time_path
-from conddiff.diffusion import (add_noise, ddim_inversion_step, ddim_sigma, ddim_step, ddpm_loss, eps_from_x0,
-                                predict_x0)
+from conddiff.diffusion import add_noise, ddim_inversion_step, ddim_sigma, ddim_step, ddpm_loss, eps_from_x0, predict_x0
 from conddiff.guidance import ClassifierGuidance, LossGuidance, classifier_guided_eps, measurement_norm
 from conddiff.inversion import DDIMInversion, SDEdit
 from conddiff.pipeline import Pipeline

@@ -1,56 +1,98 @@
-"""End to end: train.py --smoke, train_judge.py --smoke, eval.py on the result; reload; bad inputs."""
+"""End to end on shared.runs: train --smoke, the judges --smoke, eval RUN; resume, NaN guard, data-root refusal,
+eval writes only inside the run, same-seed determinism, bad inputs."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-HERE = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(HERE))
+from conddiff import eval as eval_mod
+from conddiff import train, train_judge
+from conddiff.pipeline import load_pipeline
 
-import eval as eval_script  # noqa: E402
-import train  # noqa: E402
-import train_judge  # noqa: E402
-from conddiff.pipeline import load_pipeline  # noqa: E402
+PROJECT = Path(__file__).resolve().parents[1]
+SMOKE = ["--smoke", "--threads", "1", "--quiet", "--device", "cpu"]
+NO_EVAL = "eval_samples=0"
 
 
-def test_train_eval_smoke_and_reload(tmp_path):
+def _files(root: Path, skip: Path | None = None) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime for p in root.rglob("*")
+            if p.is_file() and (skip is None or skip not in p.parents)}
+
+
+def _metrics(run: Path) -> list[dict]:
+    return [{k: v for k, v in json.loads(line).items() if k != "time"}
+            for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_train_eval_smoke_resume_and_reload(tmp_path, monkeypatch, capsys):
     judge = train_judge.main(["--smoke", "--out", str(tmp_path / "judge"), "--device", "cpu"])
-    noisy = train_judge.main(["--smoke", "--noise-aware", "--out", str(tmp_path / "noisy"), "--device", "cpu"])
-    run = train.main(["--smoke", "--out", str(tmp_path / "runs"), "--device", "cpu", "--quiet", f"judge={judge}"])
-    summary = json.loads((run / "train_summary.json").read_text())
+    capsys.readouterr()
+    run = train.main(["--smoke", "--threads", "1", "--device", "cpu", "--out", str(tmp_path / "runs"),
+                      f"judge={judge}", "eval_samples=4"])
+    out = capsys.readouterr().out
+    from shared.results import check_default_output
+
+    check_default_output(PROJECT / "README.md", out)
+    summary = json.loads((run / "eval.json").read_text())["train"]
     assert summary["steps"] == 3 and 0 <= summary["all_acc@cfg3"] <= 1
-    assert len((run / "metrics.jsonl").read_text().splitlines()) == 3
+    assert len(_metrics(run)) == 3
     pipe = load_pipeline(run / "pipeline", "cpu")
     assert pipe.eps(torch.zeros(1, 3, 32, 32), 10, pipe.encode_prompts([""])).shape == (1, 3, 32, 32)
-    out = eval_script.main(["--run", str(run), "--smoke", "--device", "cpu", f"judge={judge}",
-                            f"noisy_classifier={noisy}"])
-    report = json.loads((out / "eval.json").read_text())
-    assert set(report) >= {"text_to_image", "inversion", "inpainting", "super_resolution", "editing", "composition"}
+    # eval RUN writes only inside the run folder, merged into eval.json with the checkpoint's step
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    before = _files(tmp_path, skip=run)
+    report = eval_mod.main([str(run), "--smoke", "--threads", "1", "--quiet"])
+    assert _files(tmp_path, skip=run) == before
+    merged = json.loads((run / "eval.json").read_text())
+    assert set(merged) >= {"train", "eval"} and merged["eval"]["checkpoint"]["step"] == 3
+    assert set(report) >= {"text_to_image", "inversion", "inpainting", "super_resolution", "editing"}
     assert report["inpainting"]["replacement (no resampling)"]["known_max_abs_err"] < 1e-5
-    sr = report["super_resolution"]
-    assert sr["nearest upsampling (A†y)"]["consistency_l2"] < 1e-5 and set(sr) >= {"ILVR (N=2)", "DDNM", "DPS"}
-    assert (out / "grid_editing.png").is_file()
-    # --resume continues the finished run without redoing steps
-    train.main(["--resume", str(run), "--quiet"])
-    assert len((run / "metrics.jsonl").read_text().splitlines()) == 3
+    assert (run / "grid_editing.png").is_file()
+    # a run that died at step 3 (after its step-2 checkpoint), resumed, equals the uninterrupted run
+    with pytest.raises(SystemExit):
+        train.main([*SMOKE, "--out", str(tmp_path / "short"), NO_EVAL, "nan_at_step=3"])
+    (short,) = (tmp_path / "short").iterdir()
+    train.main(["--resume", str(short), "--threads", "1", "--quiet", "nan_at_step=0"])
+    assert _metrics(short) == _metrics(run)  # the eval samples come after training: same metrics
+
+
+def test_same_seed_same_metrics(tmp_path):
+    a = train.main([*SMOKE, "--out", str(tmp_path / "a"), NO_EVAL])
+    b = train.main([*SMOKE, "--out", str(tmp_path / "b"), NO_EVAL])
+    assert _metrics(a) == _metrics(b)
+
+
+def test_nan_loss_stops_the_run_before_saving_it(tmp_path, capsys):
+    with pytest.raises(SystemExit) as err:
+        train.main([*SMOKE, "--out", str(tmp_path), NO_EVAL, "nan_at_step=2"])
+    assert err.value.code == 3
+    msg = capsys.readouterr().err
+    assert "step 2" in msg and "loss" in msg
+    from safetensors.torch import load_file
+
+    files = list(tmp_path.rglob("*.safetensors"))
+    assert all(torch.isfinite(t).all() for f in files for t in load_file(f).values())
+
+
+def test_unused_data_root_is_refused_before_any_folder(tmp_path, capsys):
+    with pytest.raises(SystemExit) as err:
+        train.main([*SMOKE, "--out", str(tmp_path / "runs"), "--data-root", str(tmp_path), NO_EVAL])
+    assert err.value.code == 2 and "dataset=folder" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_bad_inputs(tmp_path):
     with pytest.raises(FileNotFoundError, match="unet/"):
         load_pipeline(tmp_path, "cpu")
     with pytest.raises(SystemExit):
-        train.main(["--smoke", "--out", str(tmp_path), "no_such_key=1"])
-    with pytest.raises(FileNotFoundError, match="metadata.jsonl"):
-        train.main(["--smoke", "--out", str(tmp_path), "--data-root", str(tmp_path / "missing"), "--quiet"])
-    run = tmp_path / "corrupt"
-    (run / "checkpoints").mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps({"config": {}}))
-    (run / "checkpoints" / "last.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(Exception, match="(?i)safetensors|header|corrupt|deserializ"):
-        train.main(["--resume", str(run), "--quiet"])
+        train.main([*SMOKE, "--out", str(tmp_path), NO_EVAL, "no_such_key=1"])
+    with pytest.raises(SystemExit):  # a folder dataset without its metadata.jsonl: refused before the run
+        train.main([*SMOKE, "--out", str(tmp_path), "--data-root", str(tmp_path / "missing"), NO_EVAL,
+                    "dataset=folder"])
     from conddiff.classifier import AttributeClassifier
     with pytest.raises(FileNotFoundError, match="train_judge"):
         AttributeClassifier.load(tmp_path)

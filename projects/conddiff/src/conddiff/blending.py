@@ -18,7 +18,8 @@ def cfg_combine(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, scale: float) 
     return eps_uncond + scale * (eps_cond - eps_uncond)
 
 
-def composable_combine(eps_uncond: torch.Tensor, eps_concepts: list[torch.Tensor], weights: list[float]) -> torch.Tensor:
+def composable_combine(eps_uncond: torch.Tensor, eps_concepts: list[torch.Tensor],
+                       weights: list[float]) -> torch.Tensor:
     """ε̃ = ε_∅ + Σ_i w_i (ε_{c_i} - ε_∅) (AND for w_i > 0, NOT for w_i < 0)."""
     out = eps_uncond.clone()
     for e, w in zip(eps_concepts, weights, strict=True):

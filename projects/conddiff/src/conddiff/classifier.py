@@ -162,7 +162,8 @@ def scene_of(scene: dict) -> dict:
 
 
 def parse_prompt(prompt: str) -> dict[str, int]:
-    """Attribute labels of a single-object caption "a {size} {colour} {shape} {position phrase} on a {bg} background"."""
+    """Attribute labels of a single-object caption "a {size} {colour} {shape} {position phrase} on a {bg}
+    background"."""
     words = prompt.split()
     out = {}
     for attr, values in ATTRIBUTES.items():

@@ -59,7 +59,8 @@ def ddim_inversion_step(x_t: torch.Tensor, eps: torch.Tensor, abar_t: float, aba
     return abar_next**0.5 * predict_x0(x_t, eps, abar_t) + (1 - abar_next) ** 0.5 * eps
 
 
-def ddpm_loss(eps_pred: torch.Tensor, eps: torch.Tensor, abar: torch.Tensor, min_snr_gamma: float | None) -> torch.Tensor:
+def ddpm_loss(eps_pred: torch.Tensor, eps: torch.Tensor, abar: torch.Tensor,
+              min_snr_gamma: float | None) -> torch.Tensor:
     """The simple DDPM objective E‖ε - ε_θ(x_t, t, c)‖² (Ho et al. Eq. 14), optionally Min-SNR-γ weighted.
 
     Min-SNR-γ (Hang et al. 2023) weights each sample by min(SNR_t, γ) / SNR_t for ε-prediction, with

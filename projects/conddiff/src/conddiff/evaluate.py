@@ -21,7 +21,7 @@ from conddiff.classifier import ATTRIBUTES, AttributeClassifier, parse_prompt, r
 from conddiff.correction import ILVR, RePaint
 from conddiff.data import DataConfig, to_tensor, to_uint8
 from conddiff.guidance import ClassifierGuidance, LossGuidance, measurement_norm
-from conddiff.inversion import SDEdit, DDIMInversion
+from conddiff.inversion import DDIMInversion, SDEdit
 from conddiff.revising import DDNM, Inpainting, SuperResolution
 from conddiff.sampler import sample
 from conddiff.text import tokenize

@@ -18,8 +18,8 @@ term added; it never recomputes the step from scratch, so what earlier slots did
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from diffusers import DDIMScheduler, UNet2DConditionModel
 
 
 @dataclass
@@ -41,12 +40,14 @@ class ModelConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
 
-def build_unet(cfg: UNetConfig, cross_attention_dim: int, in_channels: int = 3) -> UNet2DConditionModel:
+def build_unet(cfg: UNetConfig, cross_attention_dim: int, in_channels: int = 3):
     if len(cfg.block_out_channels) != len(cfg.cross_attn_levels):
         raise ValueError("unet.block_out_channels and unet.cross_attn_levels need the same length, got "
                          f"{cfg.block_out_channels} and {cfg.cross_attn_levels}")
     down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in cfg.cross_attn_levels)
     up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(cfg.cross_attn_levels))
+    from diffusers import UNet2DConditionModel  # lazy: --help and config parsing do not import diffusers
+
     return UNet2DConditionModel(
         sample_size=cfg.image_size, in_channels=in_channels, out_channels=in_channels,
         layers_per_block=cfg.layers_per_block, block_out_channels=tuple(cfg.block_out_channels),
@@ -55,8 +56,10 @@ def build_unet(cfg: UNetConfig, cross_attention_dim: int, in_channels: int = 3) 
     )
 
 
-def build_scheduler(cfg: ScheduleConfig) -> DDIMScheduler:
+def build_scheduler(cfg: ScheduleConfig):
     """The schedule as a diffusers ``DDIMScheduler`` (saved with the model; our sampler reads its ᾱ_t)."""
+    from diffusers import DDIMScheduler
+
     return DDIMScheduler(
         num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule, beta_start=cfg.beta_start,
         beta_end=cfg.beta_end, prediction_type="epsilon", clip_sample=False, set_alpha_to_one=True,

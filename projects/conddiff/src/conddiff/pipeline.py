@@ -25,7 +25,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler, UNet2DConditionModel
 
 from conddiff.text import encode_prompts
 
@@ -34,10 +33,10 @@ from conddiff.text import encode_prompts
 class Pipeline:
     """Everything the sampler needs. ``eps(x, t, emb)`` is ε_θ(x_t, t, c) in the diffusion space."""
 
-    unet: UNet2DConditionModel
+    unet: UNet2DConditionModel  # noqa: F821
     text_encoder: torch.nn.Module
     tokenizer: object
-    scheduler: DDIMScheduler
+    scheduler: DDIMScheduler  # noqa: F821
     vae: torch.nn.Module | None = None
     pixel_unshuffle: int = 1
     image_size: int = 32
@@ -118,7 +117,7 @@ def load_pipeline(path_or_hub_id: str | Path, device: str | torch.device = "cpu"
     Nothing is downloaded (``local_files_only``); a missing folder raises ``FileNotFoundError`` naming the
     expected layout. Returns the pipeline in eval mode with gradients off, on ``device``.
     """
-    from diffusers import AutoencoderKL
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import AutoTokenizer, CLIPTextModel
 
     path = Path(path_or_hub_id)

@@ -12,13 +12,15 @@ At each step the slots run in the survey's order (its Sec. 4 worked example, hor
 
 Every slot is optional and any subset combines: each slot after the reverse step receives the running x_{t-1}
 and returns it with its own contribution (P2P's local blend, a guidance term, a correction), never a step
-recomputed from scratch (``tests/test_conddiff_mechanisms.py`` composes inversion, P2P local blend and
+recomputed from scratch (``tests/test_conddiff_composition.py`` composes inversion, P2P local blend and
 classifier guidance and checks each contribution).
 
 x̂_0 clipping (``clip_x0``): clipping x̂_0 to [-1, 1] keeps pixel samples in range but breaks the exact inverse of
 DDIM inversion (29 dB -> 16 dB round trip on the committed model). Default per mechanism: on for pixel models,
-**off whenever an inversion component asks for exactness** (``DDIMInversion.exact_inverse = True``; SDEdit is
-stochastic and keeps it on) and off for latent models; an explicit ``clip_x0`` wins. A component is any object with the slot's method:
+**off whenever an inversion component asks for exactness** (``DDIMInversion.exact_inverse = True``; SDEdit
+is stochastic and keeps it on) and off for latent models; an explicit ``clip_x0`` wins.
+
+A component is any object with the slot's method:
 ``inversion.start(ctx) -> (x, first_index)``, ``attention.begin_step(ctx)`` / ``attention.after_step(ctx, x)``
 (+ ``attention.controller``), ``blending.predict_eps(ctx) -> ε̃``, ``process.reverse_step(ctx, eps) -> x_{t-1}``,
 ``guidance.guide(ctx, x_prev) -> x_prev``, ``correction.correct(ctx, x_prev) -> x_prev`` and optionally

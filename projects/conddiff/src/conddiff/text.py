@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-from transformers import CLIPTextConfig, CLIPTextModel, PreTrainedTokenizerFast
 
 from shared.data.shapes_world import VOCABULARY
 
@@ -29,8 +27,11 @@ class TextConfig:
     max_length: int = 32
 
 
-def build_tokenizer(max_length: int = 32) -> PreTrainedTokenizerFast:
+def build_tokenizer(max_length: int = 32):
     """Word-level tokenizer: lower-cases, splits on whitespace, wraps the words in <bos> ... <eos>."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
     vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS + VOCABULARY)}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.normalizer = normalizers.Lowercase()
@@ -44,8 +45,10 @@ def build_tokenizer(max_length: int = 32) -> PreTrainedTokenizerFast:
     )
 
 
-def build_text_encoder(cfg: TextConfig, tokenizer: PreTrainedTokenizerFast) -> CLIPTextModel:
+def build_text_encoder(cfg: TextConfig, tokenizer):
     """A small randomly initialised ``CLIPTextModel`` (causal transformer, as Stable Diffusion's)."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
     config = CLIPTextConfig(
         vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, intermediate_size=2 * cfg.hidden_size,
         num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, max_position_embeddings=cfg.max_length,

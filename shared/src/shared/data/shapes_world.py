@@ -21,8 +21,9 @@ World (the vocabulary is closed; every word of every caption is in :data:`VOCABU
 
 Objects are painted in list order (a later object covers an earlier one where two big shapes touch), so
 ``masks[i, k]`` is the *visible* region of object ``k``: the union of the masks is exactly the set of non-
-background pixels and every masked pixel carries the object's colour (or, for a checked object, its dark shade). Rendering has no anti-aliasing (a pixel
-is inside a shape when its centre is), so masks and pixels agree exactly at any ``image_size`` (geometry scales
+background pixels and every masked pixel carries the object's colour (or, for a checked object, its dark
+shade). Rendering has no anti-aliasing (a pixel is inside a shape when its centre is), so masks and pixels
+agree exactly at any ``image_size`` (geometry scales
 with ``image_size / 32``).
 
 Captions: one phrase per object, ``"a {size} {colour} {shape} {position phrase}"`` (position phrases "on the
@@ -586,7 +587,8 @@ def strip_brackets(prompt: str) -> str:
 
 
 __all__ = [
-    "BACKGROUNDS", "COLOURS", "COLOUR_RGB", "DARK_SHADE", "EDIT_TYPES", "TEXTURES", "HALF_EXTENT", "MAX_OBJECTS", "POSITIONS",
+    "BACKGROUNDS", "COLOURS", "COLOUR_RGB", "DARK_SHADE", "EDIT_TYPES", "TEXTURES", "HALF_EXTENT", "MAX_OBJECTS",
+    "POSITIONS",
     "POSITION_PHRASES", "SHAPES", "SIZES", "SLOT_CENTRES", "VOCABULARY", "Scene", "ShapeObject", "ShapesBatch",
     "edit_records", "generate", "render_edit", "render_scenes", "rle_decode", "rle_encode", "strip_brackets",
 ]
