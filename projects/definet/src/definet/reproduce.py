@@ -44,8 +44,8 @@ from shared.runs import RunDir, entrypoint, package_versions, select_device
 PROJECT = Path(__file__).resolve().parents[2]
 
 PRE, SCRATCH = "ImageNet", "random"
-EXPERIMENTS = {  # name -> (config, results file, {model name: (encoder init, decoder, key=value overrides)})
-    "lite0": ("configs/cpu_lite0.yaml", "pretrained_encoder.json", {
+EXPERIMENTS = {  # name -> (config, results file, figure, {model name: (encoder init, decoder, key=value overrides)})
+    "lite0": ("configs/cpu_lite0.yaml", "pretrained_encoder.json", "predictions_lite0.png", {
         "DeFI-Net (ImageNet Lite0)": (PRE, "DeFI-Net", []),
         "DeFI-Net w/o REAM (ImageNet Lite0)": (PRE, "DeFI-Net w/o REAM", ["model.use_ream=false"]),
         "U-Net (ImageNet Lite0)": (PRE, "U-Net", ["model.arch=unet"]),
@@ -54,7 +54,7 @@ EXPERIMENTS = {  # name -> (config, results file, {model name: (encoder init, de
                                              ["model.encoder_pretrained=false", "model.use_ream=false"]),
         "U-Net (random Lite0)": (SCRATCH, "U-Net", ["model.encoder_pretrained=false", "model.arch=unet"]),
     }),
-    "hrnet": ("configs/cpu.yaml", "cross_method.json", {
+    "hrnet": ("configs/cpu.yaml", "cross_method.json", "predictions.png", {
         "DeFI-Net": (SCRATCH, "DeFI-Net", []),
         "DeFI-Net w/o REAM": (SCRATCH, "DeFI-Net w/o REAM", ["model.use_ream=false"]),
         "U-Net baseline": (SCRATCH, "U-Net", ["model.arch=unet"]),
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> dict:
                         help="config overrides for every model, e.g. epochs=8 (default: the experiment's config)")
     args = parser.parse_args(argv)
     t0 = time.time()
-    config_file, results_name, models = EXPERIMENTS[args.experiment]
+    config_file, results_name, figure_name, models = EXPERIMENTS[args.experiment]
     common = ["--config", str(PROJECT / config_file), "--device", "cpu", "--quiet", "--out", str(args.runs),
               "--threads", str(args.threads)]
     if args.smoke:
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> dict:
     results_dir = args.results if not args.smoke else args.runs / "results-smoke"
     results_dir.mkdir(parents=True, exist_ok=True)
     shown = [n for n in models if "w/o REAM" not in n]
-    fig = figure(runs, shown, results_dir / f"predictions_{args.experiment}.png")
+    fig = figure(runs, shown, results_dir / figure_name)
     samples_figure(results_dir / "offline_samples.png")
     command = ("uv run reproduce.py" + (f" --experiment {args.experiment}" if args.experiment != "lite0" else "")
                + (" --seeds " + " ".join(map(str, args.seeds)) if args.seeds != [0, 1, 2, 3, 4] else "")
