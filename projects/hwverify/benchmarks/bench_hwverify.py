@@ -48,23 +48,28 @@ def main() -> None:
     print(f"ResNet-18 step: {t:.2f} s for {len(images)} images / {len(pairs)} pairs "
           f"({len(pairs) / t:.0f} pairs/s, {1000 * t / len(images):.0f} ms per image)")
 
-    from hwverify.vlm import VLMVerifier, add_lora, load_base
+    from hwverify.vlm import VLMVerifier, load_base, prepare_tuning
 
-    cfg = VLMConfig(pretrained=None, image_size=64)
-    base, processor = load_base(cfg)
-    verifier = VLMVerifier(add_lora(base, cfg), processor, cfg, torch.device("cpu"))
-    vopt = torch.optim.AdamW([p for p in verifier.model.parameters() if p.requires_grad], lr=1e-3)
+    originals = np.rint(hw.images * 255).astype(np.uint8)
     batch = pairs[:32].numpy()
     suffixes = ["yes" if y else "no" for y in batch[:, 2]]
+    for name, cfg in (("random SigLIP + LoRA", VLMConfig(pretrained=None, image_size=64, tuning="lora")),
+                      ("random SigLIP, full", VLMConfig(pretrained=None, image_size=64, tuning="full")),
+                      ("ImageNet Lite0 tower (frozen), full", VLMConfig(pretrained=None, image_size=64, tuning="full",
+                                                                        vision_tower="lite0", freeze_vision=True))):
+        base, processor = load_base(cfg)
+        verifier = VLMVerifier(prepare_tuning(base, cfg), processor, cfg, torch.device("cpu"))
+        vopt = torch.optim.AdamW([p for p in verifier.model.parameters() if p.requires_grad], lr=1e-3)
 
-    def vlm_step():
-        loss = verifier.loss(hw.images, batch, suffixes)
-        vopt.zero_grad()
-        loss.backward()
-        vopt.step()
+        def vlm_step():
+            verifier.train()
+            loss = verifier.loss(originals, batch, suffixes)
+            vopt.zero_grad()
+            loss.backward()
+            vopt.step()
 
-    t = timed(vlm_step, 2)
-    print(f"tiny PaliGemma + LoRA step: {t:.2f} s for 32 pairs ({32 / t:.0f} pairs/s)")
+        t = timed(vlm_step, 2)
+        print(f"tiny PaliGemma ({name}) step: {t:.2f} s for 32 pairs ({32 / t:.0f} pairs/s)")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ def official_and_prompt(encoded_image_one, encoded_image_two):
 
     Handwriting sample 2:
     {encoded_image_two}
-    """  # noqa: W291
+    """  # noqa: W291, E501
     return prompt
 
 
@@ -33,7 +33,7 @@ def official_letter_prompt(encoded_image_one, encoded_image_two):
 
     Handwriting sample 2:
     {encoded_image_two}
-    """  # noqa: W291
+    """  # noqa: W291, E501
     return prompt
 
 

@@ -30,3 +30,18 @@ def test_unknown_dropped_or_counted_wrong_by_hand():
         decision_metrics([1], ["maybe"])
     with pytest.raises(ValueError, match="accounting"):
         decision_metrics([1], ["Yes"], "ignore")
+
+
+def test_accuracy_ci_resamples_writers():
+    from hwverify.metrics import accuracy_ci
+
+    labels = np.array([1, 0] * 50)
+    groups = np.repeat(np.arange(10), 10)
+    perfect = accuracy_ci(labels, labels, groups)
+    assert perfect == [1.0, 1.0]
+    preds = labels.copy()
+    preds[groups < 5] = 1 - preds[groups < 5]  # half the writers all wrong, half all right: accuracy 0.5
+    low, high = accuracy_ci(labels, preds, groups)
+    assert low < 0.5 < high and high - low > 0.3  # writer-level spread, far wider than a binomial interval
+    with pytest.raises(ValueError):
+        accuracy_ci(labels, preds, groups[:-1])

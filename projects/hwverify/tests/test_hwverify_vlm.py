@@ -83,7 +83,8 @@ def test_model_receives_paper_at_plus_one_and_ink_at_minus_one(do_rescale):
     hook.remove()
     pixels = seen[0]
     assert pixels.shape == (1, 3, 32, 32)
-    assert pixels.max().item() == pytest.approx(1.0, abs=1e-3) and pixels.min().item() == pytest.approx(-1.0, abs=2e-2)
+    assert pixels.max().item() == pytest.approx(1.0, abs=1e-3)
+    assert pixels.min().item() == pytest.approx(-1.0, abs=2e-2)
     assert pixels[0, :, 0].mean().item() == pytest.approx(1.0, abs=1e-3)  # the top row is paper
     assert pixels[0, :, 8, 16].mean().item() < -0.9 and pixels[0, :, 24, 16].mean().item() < -0.9  # both strokes
     assert verifier.size == 32  # composed at the processor's own size
@@ -128,7 +129,8 @@ def test_batch_has_image_tokens_and_prefix_masked_labels(verifier):
     assert answer.sum(1).tolist() == [2, 2]  # "yes"/"no" + <eos>
     assert labels[0][answer[0]].tolist() == [verifier.yes_id, tok.eos_token_id]
     assert labels[1][answer[1]].tolist() == [verifier.no_id, tok.eos_token_id]
-    assert (batch["token_type_ids"][answer] == 1).all() and (batch["token_type_ids"][~answer & (ids != tok.pad_token_id)] == 0).all()
+    assert (batch["token_type_ids"][answer] == 1).all()
+    assert (batch["token_type_ids"][~answer & (ids != tok.pad_token_id)] == 0).all()
 
 
 def test_only_lora_parameters_train_and_loss_decreases(verifier):
@@ -184,7 +186,7 @@ def test_full_fine_tune_learns_from_the_image_blank_vs_ink():
     test_originals, test_pairs = ink_or_blank_pairs(rng, 40)
     opt = torch.optim.AdamW([p for p in verifier.model.parameters() if p.requires_grad], lr=cfg.lr)
     suffixes = np.array([answer_text(int(y)) for y in pairs[:, 2]])
-    for step in range(40):
+    for _ in range(40):
         idx = rng.choice(len(pairs), 16, replace=False)
         verifier.train()
         loss = verifier.loss(originals, pairs[idx], list(suffixes[idx]))

@@ -21,10 +21,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hwverify.config import DataConfig
 from shared.data import DatasetRoot
 from shared.data.handwriting import handwriting_and
-
-from hwverify.config import DataConfig
 
 SPLITS = ("train", "val", "test")
 
@@ -221,8 +220,9 @@ Images are .png/.jpg/.tif, grey or colour, dark ink on light paper."""
             return nested
         return self.root
 
-    def load(self, cfg: DataConfig, seed: int) -> HandwritingData:
-        """Read every sample: the original grey scans (on access) and their ``cfg.image_size`` view."""
+    def groups(self) -> dict[str, list[Path]]:
+        """The image files, ``{"train": [...], "test": [...]}`` or ``{"all": [...]}``; a clear error when there are
+        none or when two files share a sample name."""
         base = self.base()
         has_split = (base / "train").is_dir() and (base / "test").is_dir()
         groups = {"train": self.files(base / "train"), "test": self.files(base / "test")} if has_split \
@@ -234,6 +234,12 @@ Images are .png/.jpg/.tif, grey or colour, dark ink on light paper."""
         if not any(groups.values()):
             raise FileNotFoundError(f"{self.name}: no image named like XXXXy_numZ.png under '{self.root}'.\n"
                                     f"Expected layout of {self.name}:\n{self.layout}")
+        return groups
+
+    def load(self, cfg: DataConfig, seed: int) -> HandwritingData:
+        """Read every sample: the original grey scans (on access) and their ``cfg.image_size`` view."""
+        groups = self.groups()
+        has_split = "train" in groups
         paths = [p for files in groups.values() for p in files]
         origin = np.array([g for g, files in groups.items() for _ in files])
         writer_names = [NAME_PATTERN.match(p.stem)["writer"] for p in paths]
@@ -261,6 +267,14 @@ Images are .png/.jpg/.tif, grey or colour, dark ink on light paper."""
             return resized_view(read_grey(path), size)
         except ValueError as err:
             raise ValueError(f"{self.name}: {err}") from err
+
+
+def check_data(cfg: DataConfig, data_root: str | None) -> None:
+    """Validate the configured source before a run starts (CEDAR: the root and its image files)."""
+    if cfg.source == "cedar":
+        CedarRoot(data_root).groups()
+    elif cfg.source != "synthetic":
+        raise ValueError(f"data.source must be 'synthetic' or 'cedar', got {cfg.source!r}")
 
 
 def load_data(cfg: DataConfig, data_root: str | None, seed: int) -> HandwritingData:

@@ -26,20 +26,29 @@ def resnet_pair_scores(model: SiameseResNet18, images: torch.Tensor, pairs: np.n
 
 
 def save_roc(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
-    """ROC curves ``{name: (labels, scores)}`` with the EER diagonal, as a PNG."""
+    """ROC curves ``{name: (labels, scores)}`` with AUC and EER in the legend and the EER diagonal, as a PNG.
+    A name may carry several seeds' curves: ``{name: [(labels, scores), ...]}`` (drawn thin, AUC/EER as means)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from sklearn.metrics import roc_curve
 
-    fig, ax = plt.subplots(figsize=(4, 4))
-    for name, (labels, scores) in curves.items():
-        fpr, tpr, _ = roc_curve(labels, scores)
-        ax.plot(fpr, tpr, label=name)
-    ax.plot([0, 1], [1, 0], "k:", lw=0.8, label="FPR = FNR")
+    from shared.metrics import equal_error_rate, roc_auc
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for k, (name, runs) in enumerate(curves.items()):
+        runs = [runs] if isinstance(runs, tuple) else list(runs)
+        aucs = [roc_auc(np.asarray(y), np.asarray(p)) for y, p in runs]
+        eers = [equal_error_rate(np.asarray(y), np.asarray(p))[0] for y, p in runs]
+        for r, (labels, scores) in enumerate(runs):
+            fpr, tpr, _ = roc_curve(labels, scores)
+            seeds = f", mean of {len(runs)} seeds" if len(runs) > 1 else ""
+            ax.plot(fpr, tpr, color=f"C{k}", lw=1.5 if len(runs) == 1 else 1.0, alpha=1.0 if len(runs) == 1 else 0.7,
+                    label=f"{name} (AUC {np.mean(aucs):.3f}, EER {np.mean(eers):.3f}{seeds})" if r == 0 else None)
+    ax.plot([0, 1], [1, 0], "k:", lw=0.8, label="FPR = FNR (EER points)")
     ax.set(xlabel="false accept rate", ylabel="true accept rate", title="Writer verification ROC")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="lower right", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -66,21 +75,20 @@ def save_pair_grid(path: Path, images: np.ndarray, pairs: np.ndarray, scores: np
     plt.close(fig)
 
 
-def evaluate_run(run_path: str | Path, device: torch.device, *, max_pairs: int | None = None,
-                 n_examples: int = 8, answer_pairs: int | None = 400, figures: bool = True) -> dict:
-    """Evaluate a finished run folder on its writer-disjoint test pairs.
+def evaluate_run(ev, *, max_pairs: int | None = None, n_examples: int = 8, answer_pairs: int | None = 400,
+                 figures: bool = True) -> dict:
+    """Evaluate an opened run (``shared.runs.open_run``) on its writer-disjoint test pairs.
 
-    ResNet: the ``best`` checkpoint. VLM: the saved adapters; besides the yes/no score it generates answers
-    for up to ``answer_pairs`` test pairs, parses them with the official parser and reports both accountings
-    of "Unknown", with example explanations. Writes ``eval.json`` (and ``roc.png`` / ``pairs.png``).
+    ResNet: the evaluated checkpoint set (``final`` = early-stopped on validation F1). VLM: the tiny base saved by
+    the run (or the configured checkpoint) tuned with the set's parameters; besides the yes/no score it generates
+    answers for up to ``answer_pairs`` test pairs, parses them with the official parser and reports both
+    accountings of "Unknown", with example explanations. Accuracy carries a 95 % confidence interval from a
+    bootstrap over test writers. Figures (``roc.png``, ``pairs.png``) go into the run folder.
     """
-    from hwverify.config import Config
     from hwverify.data import load_data, make_pairs, model_input
-    from hwverify.metrics import decision_metrics, verification_metrics
-    from shared.runs import RunDir
+    from hwverify.metrics import accuracy_ci, decision_metrics, verification_metrics
 
-    run = RunDir.open(run_path)
-    cfg = run.read_config(Config)
+    cfg, run, device, quiet = ev.cfg, ev.run, ev.device, ev.args.quiet
     data = load_data(cfg.data, cfg.data_root, cfg.seed)
     pairs = make_pairs(data.writer_ids, data.splits["test"], np.random.default_rng(cfg.seed + 12))
     if max_pairs is not None and max_pairs < len(pairs):  # an even spread over positives and negatives
@@ -88,27 +96,34 @@ def evaluate_run(run_path: str | Path, device: torch.device, *, max_pairs: int |
     out: dict = {"model": cfg.model, "split": "test", "n_pairs": int(len(pairs))}
     if cfg.model == "resnet":
         model = SiameseResNet18(cfg.resnet.embedding_dim, cfg.resnet.hidden_dim, None, False).to(device)
-        run.load_checkpoint("best", {"model": model}, restore_rng=False)
+        ev.load({"model": model})
         scores = resnet_pair_scores(model, torch.from_numpy(model_input(data.images)), pairs, device)
     else:
-        from hwverify.vlm import load_verifier
+        from hwverify.vlm import ModelState, TrainableState, VLMVerifier, load_base, prepare_tuning
+        from shared.runs import load_modules
 
-        verifier = load_verifier(run.path / "vlm", cfg.vlm, device)
-        scores = verifier.scores(data.originals, pairs)
+        base, processor = load_base(cfg.vlm)
+        if cfg.vlm.pretrained is None:
+            load_modules(run.checkpoint_info("base").path, {"base": ModelState(base)})
+        model = prepare_tuning(base, cfg.vlm)
+        ev.load({"trainable": TrainableState(model)})
+        verifier = VLMVerifier(model, processor, cfg.vlm, device)
+        scores = verifier.scores(data.originals, pairs, quiet=quiet)
         chosen = pairs if answer_pairs is None or answer_pairs >= len(pairs) else \
             pairs[np.linspace(0, len(pairs) - 1, answer_pairs).round().astype(int)]
-        answers = verifier.answer(data.originals, chosen)
+        answers = verifier.answer(data.originals, chosen, quiet=quiet)
         decisions = [a["decision"] for a in answers]
         out["decisions"] = {acc: decision_metrics(chosen[:, 2], decisions, acc) for acc in ("drop", "wrong")}
         pick = np.linspace(0, len(chosen) - 1, n_examples).round().astype(int)
         out["examples"] = [{"known": data.names[chosen[k, 0]], "questioned": data.names[chosen[k, 1]],
                             "label": "same" if chosen[k, 2] else "different", **answers[k]} for k in pick]
-    out["test"] = verification_metrics(pairs[:, 2], (scores > 0.5).astype(int), scores)
+    preds = (scores > 0.5).astype(int)
+    out["test"] = verification_metrics(pairs[:, 2], preds, scores)
+    out["test"]["accuracy_ci95"] = accuracy_ci(pairs[:, 2], preds, data.writer_ids[pairs[:, 0]], seed=cfg.seed)
     out["scores"] = np.round(scores, 5).tolist()
     out["labels"] = pairs[:, 2].tolist()
     if figures:
         save_roc(run.path / "roc.png", {cfg.model: (pairs[:, 2], scores)})
         pick = np.r_[np.flatnonzero(pairs[:, 2] == 1)[:4], np.flatnonzero(pairs[:, 2] == 0)[:4]]
         save_pair_grid(run.path / "pairs.png", data.images, pairs[pick], scores[pick])
-    run.write_json("eval.json", out)
     return out

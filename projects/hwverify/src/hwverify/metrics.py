@@ -52,3 +52,24 @@ def decision_metrics(labels, decisions, accounting: str = "drop") -> dict[str, f
     out = verification_metrics(y, preds) if len(y) else {"n": 0}
     return {**out, "n_total": int(len(labels)), "n_unknown": int(np.sum(decisions == "Unknown")),
             "n_both": int(np.sum(decisions == "Both"))}
+
+
+def accuracy_ci(labels, preds, groups, level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> list[float]:
+    """A percentile bootstrap confidence interval of accuracy that resamples *writers* (``groups``: the writer of
+    each pair's Known sample), not pairs: the pairs of one writer share samples, so a pair-level interval
+    (binomial, Wilson) would be too narrow. Vectorised: one multinomial draw of writer counts per replicate.
+
+    Returns:
+        ``[low, high]``.
+    """
+    labels, preds, groups = np.asarray(labels), np.asarray(preds), np.asarray(groups)
+    if not (len(labels) == len(preds) == len(groups)) or len(labels) == 0:
+        raise ValueError("labels, preds and groups must be non-empty and of one length")
+    _, group = np.unique(groups, return_inverse=True)
+    n_groups = group.max() + 1
+    correct = np.bincount(group, weights=(labels == preds).astype(float), minlength=n_groups)
+    total = np.bincount(group, minlength=n_groups).astype(float)
+    counts = np.random.default_rng(seed).multinomial(n_groups, np.full(n_groups, 1 / n_groups), size=n_boot)
+    acc = (counts @ correct) / (counts @ total)
+    alpha = (1 - level) / 2
+    return [float(np.quantile(acc, alpha)), float(np.quantile(acc, 1 - alpha))]

@@ -27,13 +27,10 @@ prompt, how two images are fed) are not public, so the choices here are ours (RE
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
-from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer, models, pre_tokenizers
 from torch import nn
 from transformers import (
@@ -323,84 +320,49 @@ class VLMVerifier:
         return rows
 
 
-def trainable_state(model) -> dict[str, torch.Tensor]:
-    """The parameters that train: the LoRA adapters (peft) or every parameter with ``requires_grad``."""
-    if isinstance(model, PeftModel):
-        from peft import get_peft_model_state_dict
-
-        return get_peft_model_state_dict(model)
-    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+def _tied(model) -> bool:
+    inner = model.get_base_model() if isinstance(model, PeftModel) else model
+    return inner.lm_head.weight.data_ptr() == inner.get_input_embeddings().weight.data_ptr()
 
 
-class TrainableState:
-    """The trainable parameters of the verifier as a ``state_dict`` / ``load_state_dict`` pair, so that
-    checkpoints hold only what training changes (never a multi-GB frozen base)."""
+class ModelState:
+    """``state_dict`` / ``load_state_dict`` of a whole PaliGemma without the tied copy of the output layer
+    (safetensors refuses tensors that share memory); buffers (a Lite0 tower's BatchNorm statistics) included."""
 
     def __init__(self, model):
         self.model = model
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: v.contiguous() for k, v in trainable_state(self.model).items()}
+        state = self.model.state_dict()
+        if _tied(self.model):
+            state = {k: v for k, v in state.items() if not k.endswith("lm_head.weight")}
+        return {k: v.detach().contiguous() for k, v in state.items()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor], strict: bool = True) -> None:
+        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not (k.endswith("lm_head.weight") and _tied(self.model))]
+        if strict and (missing or unexpected):
+            raise RuntimeError(f"state does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+
+
+class TrainableState(ModelState):
+    """What training changes, for checkpoints: the LoRA adapters (peft; never the multi-GB frozen base), or the
+    whole model under full tuning."""
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
         if isinstance(self.model, PeftModel):
-            from peft import set_peft_model_state_dict
+            from peft import get_peft_model_state_dict
 
-            result = set_peft_model_state_dict(self.model, state)
-            unexpected = getattr(result, "unexpected_keys", [])
-            if strict and unexpected:
-                raise RuntimeError(f"unexpected LoRA keys {unexpected[:5]}")
-            return
-        own = dict(self.model.named_parameters())
-        missing = [k for k in trainable_state(self.model) if k not in state]
-        unknown = [k for k in state if k not in own]
-        if strict and (missing or unknown):
-            raise RuntimeError(f"checkpoint does not match the model: missing {missing[:5]}, unexpected {unknown[:5]}")
-        with torch.no_grad():
-            for k, v in state.items():
-                if k in own:
-                    own[k].copy_(v)
+            return {k: v.detach().contiguous() for k, v in get_peft_model_state_dict(self.model).items()}
+        return super().state_dict()
 
+    def load_state_dict(self, state: dict[str, torch.Tensor], strict: bool = True) -> None:
+        if not isinstance(self.model, PeftModel):
+            return super().load_state_dict(state, strict)
+        from peft import set_peft_model_state_dict
 
-def save_base(model: PaliGemmaForConditionalGeneration, folder: Path) -> None:
-    """The tiny model has no published weights: save its base (random Gemma, random SigLIP or ImageNet Lite0)
-    before tuning starts, as ``base.safetensors``; the architecture is rebuilt from the run's config."""
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    tied = model.lm_head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
-    if tied:
-        state.pop("lm_head.weight", None)
-    save_file(state, str(folder / "base.safetensors"))
-
-
-def load_verifier(folder: Path, cfg: VLMConfig, device: torch.device, trained: dict[str, torch.Tensor] | None = None
-                  ) -> VLMVerifier:
-    """Rebuild the verifier: the base (the configured checkpoint, or the tiny base saved in ``folder``), tuned as
-    configured, then the trained parameters ``trained`` (or those saved as ``folder/trained.safetensors``)."""
-    if cfg.pretrained is None:
-        base_file = folder / "base.safetensors"
-        if not base_file.is_file():
-            raise FileNotFoundError(f"no tiny base model '{base_file}'; it is written by train.py --model vlm")
-        processor = tiny_processor(cfg.image_size, Lite0VisionTower.STRIDES[cfg.lite0_stage]
-                                   if cfg.vision_tower == "lite0" else cfg.tiny_patch)
-        base = tiny_paligemma(processor, cfg, pretrained_tower=False)
-        missing, unexpected = base.load_state_dict(load_file(str(base_file)), strict=False)
-        if unexpected or [k for k in missing if k != "lm_head.weight"]:
-            raise RuntimeError(f"'{base_file}' does not match the configured tiny model: missing {missing[:5]}, "
-                               f"unexpected {unexpected[:5]}")
-    else:
-        base, processor = load_base(cfg)
-    model = prepare_tuning(base, cfg)
-    if trained is None:
-        path = folder / "trained.safetensors"
-        if not path.is_file():
-            raise FileNotFoundError(f"no trained VLM parameters '{path}'; expected the file train.py --model vlm writes")
-        trained = load_file(str(path))
-    TrainableState(model).load_state_dict(trained)
-    return VLMVerifier(model, processor, cfg, device)
-
-
-def save_trained(model, folder: Path) -> None:
-    """The trained parameters (LoRA adapters or all tuned parameters) as ``trained.safetensors``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file(TrainableState(model).state_dict(), str(folder / "trained.safetensors"))
+        result = set_peft_model_state_dict(self.model, state)
+        unexpected = getattr(result, "unexpected_keys", [])
+        if strict and unexpected:
+            raise RuntimeError(f"unexpected LoRA keys {unexpected[:5]}")
+        return None
