@@ -6,17 +6,16 @@ per method (committed base model, CPU, OMP_NUM_THREADS threads). Prints figures;
 
 from __future__ import annotations
 
-import os
 import time
 
 import torch
 
+from conddiff.assets import BASE_MULTI as DEFAULT_BASE
 from conddiff.data import to_tensor
 from conddiff.pipeline import load_pipeline
 from multiedits.data import attribute_edit_records, render_record
 from multiedits.editor import EditConfig, P2PConfig, p2p_edit, parallel_edit, sequential_edit
 from multiedits.grouping import aspects_from_edit_action
-from multiedits.paths import DEFAULT_BASE
 
 
 def timed(fn, repeat: int = 3) -> float:
@@ -28,7 +27,7 @@ def timed(fn, repeat: int = 3) -> float:
 
 
 def main() -> None:
-    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+    torch.set_num_threads(1)
     t = timed(lambda: attribute_edit_records(200, 0, (1, 4)), 2)
     print(f"attribute_edit_records: {200 / t:,.0f} records/s (32x32, 1-4 aspects, rendered masks)")
     pipe = load_pipeline(DEFAULT_BASE, "cpu")
@@ -41,7 +40,7 @@ def main() -> None:
     for k in (1, 3):
         rec = attribute_edit_records(1, 11, k)[0]
         img = to_tensor(render_record(rec)[0][None])
-        aspects = aspects_from_edit_action(rec["edit_action"])
+        aspects = aspects_from_edit_action(rec["edit_action"], rec.get("blended_words"))
         for name, fn, cfg in (("ParallelEdits", parallel_edit, EditConfig()), ("sequential", sequential_edit,
                                                                                EditConfig()),
                               ("P2P", p2p_edit, P2PConfig())):

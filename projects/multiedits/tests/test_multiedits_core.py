@@ -10,14 +10,29 @@ from diffusers.models.attention_processor import AttnProcessor
 
 from conddiff.testing import tiny_pipe
 from multiedits import attention as ma
-from multiedits.data import (attribute_edit_records, load_images, load_pie_bench, load_pie_bench_pp,
-                             render_record)
+from multiedits.data import attribute_edit_records, load_images, load_pie_bench, load_pie_bench_pp, render_record
 from multiedits.ddcm import anchors, ddcm_step
-from multiedits.editor import (EditConfig, multi_branch_edit, parallel_edit, sequential_edit, sequential_steps,
-                               single_branch_edit)
-from multiedits.grouping import (Aspect, Branch, apply_edits, aspects_from_edit_action, aspects_from_prompts,
-                                 classify_aspects, cluster_aspects, covers_image, group_aspects, mean_overlap,
-                                 overlap_coefficient)
+from multiedits.editor import (
+    EditConfig,
+    multi_branch_edit,
+    parallel_edit,
+    sequential_edit,
+    sequential_steps,
+    single_branch_edit,
+)
+from multiedits.grouping import (
+    Aspect,
+    Branch,
+    apply_edits,
+    aspects_from_edit_action,
+    aspects_from_prompts,
+    classify_aspects,
+    cluster_aspects,
+    covers_image,
+    group_aspects,
+    mean_overlap,
+    overlap_coefficient,
+)
 from multiedits.metrics import unedited_metrics
 from shared.data import shapes_world as sw
 

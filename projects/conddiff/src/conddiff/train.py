@@ -114,7 +114,7 @@ def build_pipeline(cfg: TrainConfig):
 
 @entrypoint
 def main(argv: list[str] | None = None) -> Path:
-    s = start(TrainConfig, argv, tag=lambda c: "smoke" if c.steps <= 5 else "t2i", description=__doc__,
+    s = start(TrainConfig, argv, tag="t2i", description=__doc__,
               default_config=PROJECT / "configs" / "cpu.yaml", smoke=SMOKE,
               uses_data_root=lambda c: c.dataset == "folder", data_root_hint="dataset=folder", check=check_inputs,
               packages=("conddiff", "torch", "diffusers", "transformers"))

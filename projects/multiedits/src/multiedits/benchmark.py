@@ -9,16 +9,22 @@ by the number of edited aspects: 1, 2, 3+ (3 and 4), as the paper's Fig. 6.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from conddiff.data import to_tensor
 from multiedits.data import render_record
 from multiedits.grouping import aspects_from_edit_action
-from multiedits.metrics import (aspect_scores, judge_attributes, judge_features, scene_aspect_scores, structure_distance,
-                                unedited_metrics)
+from multiedits.metrics import (
+    aspect_scores,
+    judge_attributes,
+    judge_features,
+    scene_aspect_scores,
+    structure_distance,
+    unedited_metrics,
+)
 from shared.runs import progress
 
 

@@ -224,7 +224,7 @@ def single_branch_edit(pipe: Pipeline, image: torch.Tensor, source_prompt: str, 
 def sequential_steps(source_prompt: str, aspects: list[Aspect]) -> list[tuple[str, Aspect, str]]:
     """(prompt before, the aspect re-positioned in that prompt, prompt after) for editing one aspect at a time."""
     out, prompt, shifted = [], source_prompt, list(aspects)
-    for k, a in enumerate(aspects):
+    for k in range(len(aspects)):
         a_k = shifted[k]
         after = apply_edits(prompt, [a_k])
         delta = len(after.split()) - len(prompt.split())
