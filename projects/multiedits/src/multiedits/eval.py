@@ -25,7 +25,7 @@ import numpy as np
 
 from conddiff.assets import BASE_MULTI, SCENE_JUDGE
 from multiedits.editor import EditConfig, P2PConfig
-from shared.runs import RunDir, UsageError, entrypoint, parse_args, progress, seed_everything, select_device
+from shared.runs import RunDir, UsageError, entrypoint, open_run, parse_args, progress, seed_everything, select_device
 from shared.runs.cli import build_parser
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -159,10 +159,16 @@ def main(argv: list[str] | None = None) -> dict:
         unknown = [m for m in cfg.methods if m not in METHODS]
         if unknown:
             raise UsageError(f"unknown method(s) {unknown}; expected some of {list(METHODS)}")
-        run = RunDir.open(run_arg) if run_arg else None
-        if run is not None and run.status().get("state") != "finished" and not args.allow_partial:
-            raise UsageError(f"run '{run.path}' has not finished; resume it (train.py --resume {run.path}) or pass "
-                             "--allow-partial")
+    except (UsageError, FileNotFoundError, ValueError) as err:
+        parser.error(str(err))
+    ev = None
+    if run_arg:  # the run machinery checks the folder, its status and its checkpoint set
+        from multiedits.train import TrainConfig
+
+        ev = open_run(TrainConfig, [run_arg, "--threads", str(args.threads), "--device", cfg.device,
+                                    *(["--allow-partial"] if args.allow_partial else [])])
+    run: RunDir | None = ev.run if ev is not None else None
+    try:
         default_paths(cfg, run)
     except (UsageError, FileNotFoundError, ValueError) as err:
         parser.error(str(err))
@@ -176,6 +182,8 @@ def main(argv: list[str] | None = None) -> dict:
     seed_everything(cfg.seed)
     torch.set_num_threads(args.threads)
     pipe = load_pipeline(cfg.pipeline, select_device(cfg.device))
+    if ev is not None and Path(cfg.pipeline).is_relative_to(run.path):
+        ev.load({"unet": pipe.unet, "text_encoder": pipe.text_encoder})  # the verified weights of the run
     begin = time.time()
     report = evaluate_shapes(cfg, pipe, out, args.quiet) if cfg.dataset == "shapes" else evaluate_real(
         cfg, pipe, out, args.quiet)
@@ -183,8 +191,8 @@ def main(argv: list[str] | None = None) -> dict:
               if Path(cfg.pipeline).is_relative_to(run.path) else cfg.pipeline, "dataset": cfg.dataset,
               "seed": cfg.seed, "threads": args.threads, "edit": vars(cfg.edit), "p2p": vars(cfg.p2p), **report,
               "wall_time_s": round(time.time() - begin, 1)}
-    if run is not None:
-        path = run.update_eval("eval", report)
+    if ev is not None:
+        path = ev.save(report)
     else:
         path = out / "eval.json"
         path.write_text(json.dumps(report, indent=2) + "\n")

@@ -117,14 +117,18 @@ def main(argv: list[str] | None = None) -> Path:
         train_summary = json.loads((run.path / info["conddiff_run"] / "eval.json").read_text())["train"]
         summary["finetune_final_loss"] = train_summary["final_loss"]
 
+    from conddiff.pipeline import load_pipeline
+
+    pipe = load_pipeline(pipeline, s.device)
+    # the weights this run edits with, as a verified checkpoint set (eval.py RUN checks and loads it)
+    run.save_checkpoint("last", {"unet": pipe.unet, "text_encoder": pipe.text_encoder},
+                        state={"step": cfg.finetune_steps if info["trained"] else 0, "pipeline": info["pipeline"]})
     if cfg.check_per_count > 0:
         from conddiff.classifier import AttributeClassifier
-        from conddiff.pipeline import load_pipeline
         from multiedits.benchmark import run_benchmark, summarise
         from multiedits.data import scene_records
         from multiedits.editor import parallel_edit
 
-        pipe = load_pipeline(pipeline, s.device)
         judge = AttributeClassifier.load(judge_path(cfg), s.device)
         records = scene_records(cfg.check_per_count, cfg.seed, tuple(cfg.check_counts), pipe.image_size)
         method = {"ParallelEdits": lambda p, img, prompt, aspects, seed: parallel_edit(p, img, prompt, aspects,
