@@ -44,7 +44,7 @@ def evaluate(pipe, out: Path, n: int, steps: int, seed: int, device, quiet: bool
     noisy = AttributeClassifier.load(NOISY_CLASSIFIER, device)
     scene = AttributeClassifier.load(SCENE_JUDGE, device) if (SCENE_JUDGE / "model.safetensors").is_file() else None
     start = time.time()
-    results, grids = run_applications(pipe, judge, noisy, n, steps, seed, scene_judge=scene)
+    results, grids = run_applications(pipe, judge, noisy, n, steps, seed, scene_judge=scene, quiet=quiet)
     out.mkdir(parents=True, exist_ok=True)
     for name, rows in grids.items():
         image_grid(rows, out / f"grid_{name}.png")

@@ -275,17 +275,24 @@ def image_grid(rows: dict[str, torch.Tensor], path, max_cols: int = 8) -> None:
 
 
 def run_applications(pipe, judge, noisy_classifier, n: int, steps: int, seed: int, sweep: bool = False,
-                     repaint_jumps=(5, 3), scene_judge=None) -> tuple[dict, dict]:
-    """Every application once (``sweep``: also the CFG / guidance / SDEdit sweeps of reproduce.py)."""
-    results, grids = {}, {}
-    results["text_to_image"], grids["text_to_image"] = text_to_image(
-        pipe, judge, n, seed, steps, cfg_scales=(1.0, 3.0, 5.0) if sweep else (1.0, 3.0),
-        noisy_classifier=noisy_classifier, guidance_scales=(0.0, 2.0, 5.0) if sweep else (2.0,))
-    results["inversion"], grids["inversion"] = inversion_reconstruction(
-        pipe, n, seed + 1, steps, sdedit_strengths=(0.3, 0.5, 0.7) if sweep else (0.5,))
-    results["inpainting"], grids["inpainting"] = inpainting(pipe, n, seed + 2, steps, repaint_jumps)
-    results["super_resolution"], grids["super_resolution"] = super_resolution(pipe, n, seed + 3, steps)
-    results["editing"], grids["editing"] = p2p_editing(pipe, judge, n, seed + 4, steps)
+                     repaint_jumps=(5, 3), scene_judge=None, quiet: bool = False) -> tuple[dict, dict]:
+    """Every application once (``sweep``: also the CFG / guidance / SDEdit sweeps of reproduce.py), with a
+    progress bar over the applications (off with ``quiet`` or when not a TTY)."""
+    from shared.runs import progress
+
+    apps = {
+        "text_to_image": lambda: text_to_image(
+            pipe, judge, n, seed, steps, cfg_scales=(1.0, 3.0, 5.0) if sweep else (1.0, 3.0),
+            noisy_classifier=noisy_classifier, guidance_scales=(0.0, 2.0, 5.0) if sweep else (2.0,)),
+        "inversion": lambda: inversion_reconstruction(pipe, n, seed + 1, steps,
+                                                      sdedit_strengths=(0.3, 0.5, 0.7) if sweep else (0.5,)),
+        "inpainting": lambda: inpainting(pipe, n, seed + 2, steps, repaint_jumps),
+        "super_resolution": lambda: super_resolution(pipe, n, seed + 3, steps),
+        "editing": lambda: p2p_editing(pipe, judge, n, seed + 4, steps),
+    }
     if scene_judge is not None:
-        results["composition"], grids["composition"] = composition(pipe, scene_judge, n, seed + 5, steps)
+        apps["composition"] = lambda: composition(pipe, scene_judge, n, seed + 5, steps)
+    results, grids = {}, {}
+    for name in progress(list(apps), total=len(apps), desc="applications", quiet=quiet):
+        results[name], grids[name] = apps[name]()
     return results, grids
