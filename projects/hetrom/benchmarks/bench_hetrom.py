@@ -12,9 +12,11 @@ import numpy as np
 import torch
 
 from hetrom.data import FewShotTasks, GlyphClasses, to_tensors
+from hetrom.lockstep import post_adaptation_losses
 from hetrom.maml import cross_entropy_loss, mse_loss, parameters_of, task_losses
 from hetrom.model import ConvNet, SinusoidMLP
 from hetrom.objective import ranked_range_mean
+from hetrom.population import population_task_losses, stack_models
 from shared.data.glyphs import GlyphAlphabet
 from shared.data.sinusoid import SinusoidFamily, sample_tasks
 
@@ -49,6 +51,21 @@ def main() -> None:
             ranked_range_mean(losses, 8, 25).backward()
         print(f"sinusoid meta-iteration (25 tasks, 1 inner step, {'first' if first_order else 'second'} order): "
               f"{1e3 * timed(step, 50):.1f} ms")
+    # many sinusoid learners at once: torch.func vmap-of-vmap (hetrom.population) vs written-out (hetrom.lockstep)
+    members = 40
+    template, stacked = stack_models([SinusoidMLP() for _ in range(members)])
+    many = to_tensors({k: np.stack([v] * members) for k, v in sample_tasks(rng, 25, family=family).items()
+                       if k in ("x_support", "y_support", "x_query", "y_query")})
+
+    def func_step():
+        population_task_losses(template, stacked, many, mse_loss, 1, 0.01).sum().backward()
+
+    def lockstep_step():
+        post_adaptation_losses(stacked, many, 1, 0.01)[0].sum().backward()
+
+    t_func, t_lock = timed(func_step, 5), timed(lockstep_step, 5)
+    print(f"{members} sinusoid learners, one second-order meta-iteration each: torch.func {1e3 * t_func:.0f} ms, "
+          f"lockstep {1e3 * t_lock:.0f} ms (ratio lockstep/torch.func {t_lock / t_func:.2f})")
     net = ConvNet(1, 5, 16, 3, 14)
     fs = to_tensors(tasks.sample(rng, 10))
     for first_order in (False, True):

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
     ev.load(models)
     tasks = test_tasks(cfg, ev.device)
     steps = ev.args.steps or list(cfg.eval_steps)
-    results = {name: evaluate(model, cfg, tasks, steps=steps) for name, model in models.items()}
+    results = {name: evaluate(model, cfg, tasks, steps=steps, quiet=ev.args.quiet) for name, model in models.items()}
     ev.save({"methods": names, "steps": steps, "eval_tasks": cfg.eval_tasks, "results": results})
     if cfg.task == "sinusoid":
         plot_sinusoid(models, names, cfg, {k: v.cpu() for k, v in tasks.items()}, ev.run.path / "adaptation.png")

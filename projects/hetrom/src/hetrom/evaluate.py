@@ -13,6 +13,7 @@ from hetrom.model import ConvNet, SinusoidMLP
 from shared.data.glyphs import GlyphAlphabet
 from shared.data.sinusoid import SinusoidFamily
 from shared.metrics import accuracy
+from shared.runs import progress
 
 
 def build_model(cfg: HetromConfig) -> nn.Module:
@@ -51,7 +52,7 @@ def test_tasks(cfg: HetromConfig, device: torch.device | str = "cpu", n_tasks: i
 
 
 def evaluate(model: nn.Module, cfg: HetromConfig, tasks: dict[str, torch.Tensor], steps=None,
-             chunk: int = 100) -> dict[str, float]:
+             chunk: int = 100, quiet: bool = False) -> dict[str, float]:
     """Clean-test metrics after each number of adaptation steps (``cfg.eval_steps`` by default).
 
     Sinusoid: MSE of the adapted prediction against the noise-free query targets (mean over tasks and its
@@ -62,8 +63,9 @@ def evaluate(model: nn.Module, cfg: HetromConfig, tasks: dict[str, torch.Tensor]
     out: dict[str, float] = {}
     n = len(tasks["x_support"])
     for s in steps if steps is not None else cfg.eval_steps:
+        chunks = progress(range(0, n, chunk), desc=f"eval, {s} step(s)", quiet=quiet or n <= chunk)
         preds = torch.cat([adapted_predictions(model, params, {k: v[i:i + chunk] for k, v in tasks.items()},
-                                               loss_fn, s, cfg.inner_lr) for i in range(0, n, chunk)])
+                                               loss_fn, s, cfg.inner_lr) for i in chunks])
         if cfg.task == "sinusoid":
             per_task = ((preds - tasks["f_query"]) ** 2).mean(dim=(1, 2))
             out[f"mse_{s}"] = per_task.mean().item()

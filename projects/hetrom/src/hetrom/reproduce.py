@@ -170,7 +170,7 @@ def plot_sinusoid(tables: dict, settings: list[str], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = [HETROM, CVAR, SG_BATCH, SG_VAL, SG_WIDE, REWEIGHT]
-    fig, ax = plt.subplots(figsize=(11, 3.8))
+    fig, ax = plt.subplots(figsize=(11, 4.6))
     width = 0.8 / len(names)
     for j, name in enumerate(names):
         xs, ds, errs = [], [], []
@@ -184,7 +184,7 @@ def plot_sinusoid(tables: dict, settings: list[str], out: Path) -> None:
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xticks(range(len(settings)), [f"{s}\n{SETTINGS[s][0]}" for s in settings], fontsize=8)
     ax.set_ylabel("clean-test MSE after 1 step\nminus MAML's (lower is better)")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     fig.tight_layout()
     fig.savefig(out / "sinusoid_vs_maml.png", dpi=90)
     plt.close(fig)
@@ -199,6 +199,7 @@ def run_sinusoid(args, log) -> tuple[dict, dict, list[dict]]:
     families = {s: SETTINGS[s][1] for s in args.settings}
     params, info = sweep.train(members, families, cfg,
                                progress=lambda it, desc: progress(it, desc=desc, quiet=args.quiet), log=log)
+    log(f"evaluating {len(members)} meta-learners on {cfg.val_tasks} validation and {cfg.test_tasks} test tasks")
     ev = {k: v.numpy() for k, v in sweep.evaluate(params, cfg).items()}
     tables = sinusoid_tables(members, ev, info["selection"], args.seeds, args.settings, cfg.meta_batch)
     rows = [{**dataclasses.asdict(mem), "val_mse_1": float(ev["val_1"][i].mean()),

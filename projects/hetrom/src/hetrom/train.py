@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> dict:
             run.log_metrics(step=step, **row)
             if not s.args.quiet and not sys.stderr.isatty():
                 print(f"[{step}/{cfg.iterations}] " + "  ".join(f"{k}={v:.3f}" for k, v in row.items()
-                                                               if k.endswith(("objective", "mse_1", "acc_1"))))
+                                                               if k.endswith(("objective", "mse_1", "acc_1"))),
+                      flush=True)
         if step % cfg.ckpt_every == 0 or step == cfg.iterations:
             run.save_checkpoint("last", models, optimizers=optimizers,
                                 state={"step": step, "task_rng": task_rng.bit_generator.state})
