@@ -139,6 +139,19 @@ class IndexedDataset(Dataset):
 # ---------------------------------------------------------------------------------------------------
 # real data: CIFAR-100 and ImageNet
 # ---------------------------------------------------------------------------------------------------
+def require_real_root(dataset: str, root: str | Path | None) -> Path:
+    """Check ``root`` against the official layout of ``dataset`` (``cifar100`` or ``imagenet``); the root path.
+
+    Raises ``FileNotFoundError`` naming the path and the expected layout. Cheap (no file is read).
+    """
+    if dataset == "cifar100":
+        return require_root(root, ("cifar-100-python/train", "cifar-100-python/test", "cifar-100-python/meta"),
+                            dataset="CIFAR-100", layout=CIFAR100_LAYOUT)
+    if dataset == "imagenet":
+        return require_root(root, ("train/*/*", "val/*/*"), dataset="ImageNet", layout=IMAGENET_LAYOUT)
+    raise ValueError(f"dataset {dataset!r} has no data root (expected cifar100 or imagenet)")
+
+
 def cifar100_datasets(root: str | Path | None) -> tuple[Dataset, Dataset]:
     """CIFAR-100 train / test through ``torchvision.datasets.CIFAR100(download=False)``.
 
@@ -147,8 +160,7 @@ def cifar100_datasets(root: str | Path | None) -> tuple[Dataset, Dataset]:
     """
     from torchvision import datasets, transforms
 
-    path = require_root(root, ("cifar-100-python/train", "cifar-100-python/test", "cifar-100-python/meta"),
-                        dataset="CIFAR-100", layout=CIFAR100_LAYOUT)
+    path = require_real_root("cifar100", root)
     normalize = transforms.Normalize(CIFAR100_MEAN, CIFAR100_STD)
     train_tf = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
                                    transforms.ToTensor(), normalize])
@@ -170,7 +182,7 @@ def imagenet_datasets(root: str | Path | None) -> tuple[Dataset, Dataset]:
     """
     from torchvision import datasets, transforms
 
-    path = require_root(root, ("train/*/*", "val/*/*"), dataset="ImageNet", layout=IMAGENET_LAYOUT)
+    path = require_real_root("imagenet", root)
     normalize = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
     train_tf = transforms.Compose([transforms.RandomResizedCrop(224), transforms.RandomHorizontalFlip(),
                                    transforms.ToTensor(), normalize])

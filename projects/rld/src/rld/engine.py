@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -11,6 +12,7 @@ from torch import nn
 
 from rld import losses
 from rld.config import Config
+from shared.runs import guard_finite, progress
 
 TeacherFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``teacher_fn(images, sample_indices) -> teacher logits`` (a forward pass, or a cached lookup)."""
@@ -99,12 +101,12 @@ def train_epoch(student: nn.Module, batches: Iterable, teacher_fn: TeacherFn, cf
             teacher_logits = teacher_fn(x, idx)
         logits = student(x)
         loss = objective(cfg, logits, teacher_logits, y, epoch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite {cfg.method} loss at epoch {epoch}, step {step}: {loss.item()}")
+        where = f"{step + 1} of epoch {epoch}"
+        guard_finite(where, **{f"{cfg.method} loss": loss})
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if cfg.grad_clip > 0:
-            nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
+        grad_norm = nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+        guard_finite(where, grad_norm=grad_norm)
         optimizer.step()
         total_loss += loss.item() * len(y)
         correct += (logits.argmax(1) == y).sum().item()
@@ -113,12 +115,14 @@ def train_epoch(student: nn.Module, batches: Iterable, teacher_fn: TeacherFn, cf
 
 
 @torch.no_grad()
-def predict(model: nn.Module, batches: Iterable, device: torch.device,
-            max_steps: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and labels of a whole split (eval mode)."""
+def predict(model: nn.Module, batches: Iterable, device: torch.device, max_steps: int = 0,
+            desc: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels of a whole split (eval mode); a progress bar named ``desc`` if given (and a TTY)."""
     model.eval()
     all_logits, all_labels = [], []
-    for step, batch in enumerate(batches):
+    total = min(len(batches), max_steps) if max_steps and hasattr(batches, "__len__") else (
+        len(batches) if hasattr(batches, "__len__") else None)
+    for step, batch in enumerate(progress(batches, total=total, desc=desc, quiet=desc is None, leave=False)):
         if max_steps and step >= max_steps:
             break
         x, y = batch[0], batch[1]
