@@ -11,9 +11,11 @@ from hetrom import eval as evaluate_script
 from hetrom import train
 from hetrom.config import HetromConfig
 from hetrom.evaluate import build_model
+from shared.results import check_default_output
 from shared.runs import RunDir, load_modules
 
 SMOKE = ["--smoke", "--quiet", "--device", "cpu", "--threads", "1"]
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def _weights(run, name="model"):
@@ -44,6 +46,11 @@ def test_smoke_train_then_eval_and_reload(tmp_path):
     assert set(merged) >= {"train", "eval"} and merged["eval"]["checkpoint"]["step"] == 6  # train's part is kept
     assert (run / "adaptation.png").is_file()
     assert sum(p.numel() for p in _weights(run).parameters()) == 1761  # 1-40-40-1 MLP
+
+
+def test_readme_quotes_the_default_runs_output_format(tmp_path, capsys):
+    train.main(["--smoke", "--device", "cpu", "--threads", "1", "--out", str(tmp_path / "runs")])
+    check_default_output(README, capsys.readouterr().out)
 
 
 def test_fewshot_smoke_with_sg(tmp_path):
