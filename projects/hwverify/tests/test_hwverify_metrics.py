@@ -1,5 +1,6 @@
 """Verification metrics (positive = same writer) and the two accountings of "Unknown", by hand."""
 
+import numpy as np
 import pytest
 
 from hwverify.metrics import decision_metrics, verification_metrics

@@ -116,3 +116,10 @@ def test_bad_inputs_are_clear_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         eval_script.main([str(tmp_path / "missing_run")])
     assert exc.value.code == 2
+
+
+def test_missing_paligemma_weights_refused_before_a_run_folder(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        _run(tmp_path / "runs", "--model", "vlm", f"vlm.pretrained={tmp_path / 'no_such_model'}")
+    assert exc.value.code == 2 and "paligemma-3b-pt-224" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()

@@ -106,6 +106,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cot-pairs", type=int, default=100, help="pairs for the zero-shot protocol (50 + 50)")
     parser.add_argument("--cot-transport", choices=["official", "image_url"], default="official")
     parser.add_argument("--answer-pairs", type=int, default=200, help="VLM test pairs whose answers are generated")
+    parser.add_argument("--verifiers", nargs="+", choices=list(VERIFIERS), default=list(VERIFIERS),
+                        help="a subset of the verifiers (default: all)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="key=value",
+                        help="config overrides for every run (e.g. vlm.epochs=12), recorded in the JSON")
+    parser.add_argument("--name", default="cpu_claim", help="results/<name>.json (default: cpu_claim)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     results = args.results or (Path(tempfile.mkdtemp()) if args.smoke else PROJECT / "results")
     runs = args.runs or (results / "runs" if args.smoke else PROJECT / "runs")
@@ -114,11 +119,11 @@ def main(argv: list[str] | None = None) -> dict:
     common = ["--out", str(runs), "--device", "cpu", "--quiet", "--threads", str(args.threads),
               *(["--smoke"] if args.smoke else [])]
 
-    per_run: dict[str, list[dict]] = {name: [] for name in VERIFIERS}
+    per_run: dict[str, list[dict]] = {name: [] for name in args.verifiers}
     for seed in args.seeds:
-        for name, overrides in VERIFIERS.items():
+        for name in args.verifiers:
             t0 = time.time()
-            trained = train.main([*common, "--seed", str(seed), *overrides])
+            trained = train.main([*common, "--seed", str(seed), *VERIFIERS[name], *args.set])
             ev = evaluate.main([trained["run"], "--device", "cpu", "--threads", str(args.threads), "--quiet",
                                 "--answer-pairs", str(6 if args.smoke else args.answer_pairs),
                                 *(["--no-figures"] if args.smoke else [])])
@@ -148,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
         time_rows.append([name, float(np.mean([it["train"]["train_s"] for it in items])),
                           float(np.mean([it["train"]["epochs"] for it in items]))])
 
-    cot = run_cot(per_run["ResNet-18 siamese"][0]["train"]["run"], args.cot_transport, args.cot_pairs)
+    cot = run_cot(next(iter(per_run.values()))[0]["train"]["run"], args.cot_transport, args.cot_pairs)
     if "drop" in cot:
         for acc, text in (("drop", "Unknown dropped"), ("wrong", "Unknown = wrong")):
             decision_rows.append([f"zero-shot CoT ({args.cot_transport})", text, cot[acc]["n"], cot[acc]["n_unknown"],
@@ -156,13 +161,15 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         decision_rows.append(["zero-shot CoT (GPT-4o protocol)", "not run (no endpoint)", None, None, "—"])
 
-    first_vlm = per_run["VLM, ImageNet Lite0 tower, full"][0]["eval"]
+    first_vlm = next((items[0]["eval"] for items in per_run.values() if "examples" in items[0]["eval"]), None)
     examples = [[e["known"], e["questioned"], e["label"], e["decision"], e["explanation"] or "—"]
-                for e in first_vlm["examples"]]
+                for e in (first_vlm or {}).get("examples", [])]
     if not args.smoke:
-        save_roc(results / "roc.png", {name: [(it["eval"]["labels"], it["eval"]["scores"]) for it in items]
-                                       for name, items in per_run.items()})
-        save_writer_grid(results / "writers.png", 0)
+        save_roc(results / ("roc.png" if args.name == "cpu_claim" else f"roc_{args.name}.png"),
+                 {name: [(it["eval"]["labels"], it["eval"]["scores"]) for it in items]
+                  for name, items in per_run.items()})
+        if args.name == "cpu_claim":
+            save_writer_grid(results / "writers.png", 0)
     out = {
         "tables": {
             "main": {"columns": ["verifier", "seeds", "accuracy", "F1", "AUC", "EER"], "rows": summary_rows},
@@ -178,10 +185,10 @@ def main(argv: list[str] | None = None) -> dict:
         "seeds": args.seeds,
         "threads": args.threads,
         "budget": "configs/cpu.yaml" + (" + --smoke" if args.smoke else ""),
-        "verifiers": VERIFIERS,
+        "verifiers": {name: VERIFIERS[name] + args.set for name in args.verifiers},
         "versions": package_versions("hwverify", "torch", "transformers", "peft", "torchvision", "timm"),
         "wall_time_s": time.time() - start,
-        "command": "uv run reproduce.py" + (" --smoke" if args.smoke else ""),
+        "command": "uv run reproduce.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "config": "configs/cpu.yaml" + (" + --smoke" if args.smoke else ""),
         "accuracy_ci": "95 % percentile bootstrap over test writers (2,000 replicates); ± is the SD over seeds",
         "runs": {name: [{"seed": it["seed"], "run": it["run"], "test": it["eval"]["test"],
@@ -191,7 +198,7 @@ def main(argv: list[str] | None = None) -> dict:
         "sslhv_swapped_note": "precision_sslhv / recall_sslhv in runs.*.test are the values SSL-HV's "
                               "precision_score(preds, labels) argument order would print",
     }
-    path = results / "cpu_claim.json"
+    path = results / f"{args.name}.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {path} ({out['wall_time_s']:.0f} s)")
     for r in summary_rows:

@@ -191,9 +191,16 @@ def check_inputs(cfg: Config, args) -> None:
         raise UsageError(f"ResNet-18 ImageNet weights '{cfg.resnet.weights}' not found; download torchvision's "
                          "resnet18-f37072fd.pth and pass resnet.weights=PATH, or resnet.weights=null")
     if cfg.model == "vlm" and cfg.vlm.pretrained is not None and not Path(cfg.vlm.pretrained).expanduser().is_dir():
-        raise UsageError(f"PaliGemma weights '{cfg.vlm.pretrained}' are not a local folder; download "
-                         "google/paligemma-3b-pt-224 (gated) with `huggingface-cli download google/paligemma-3b-pt-224 "
-                         "--local-dir PATH` and pass vlm.pretrained=PATH, or vlm.pretrained=null for the tiny model")
+        from huggingface_hub import snapshot_download
+
+        try:  # a Hub id is fine if it is already in the local cache
+            snapshot_download(cfg.vlm.pretrained, local_files_only=True)
+        except Exception as err:  # noqa: BLE001 -- any failure means: not available offline
+            raise UsageError(
+                f"PaliGemma weights '{cfg.vlm.pretrained}' are neither a local folder nor in the local Hugging Face "
+                "cache; download google/paligemma-3b-pt-224 (gated) with `huggingface-cli download "
+                "google/paligemma-3b-pt-224 --local-dir PATH` and pass vlm.pretrained=PATH, or vlm.pretrained=null "
+                "for the tiny model") from err
 
 
 def model_flag(argv: list[str]) -> list[str]:
