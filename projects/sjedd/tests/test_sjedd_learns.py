@@ -6,9 +6,11 @@ import pytest
 
 from sjedd.train import main as train
 
-# A small version of configs/cpu.yaml: fewer and smaller faces, a narrower CNN, fewer epochs (a few CPU seconds).
-BRIEF = ["--quiet", "--device", "cpu", "--threads", "1", "train_videos=120", "test_videos=60", "frames_per_video=2",
-         "face_size=32", "cnn_widths=[16,32,32]", "epochs=4", "cosine_t_max=4", "batch_size=16", "meta_every=2"]
+# configs/cpu.yaml, briefly: 2 frames per video instead of 4, 4 epochs instead of 6, batch 16, no augmentation
+# (~16 CPU seconds). Seed 0 reaches frame / video AUC 0.70 / 0.68 in-domain; with the labels shuffled across the
+# batch (a broken label pipeline) or L1 read from the wrong node (a broken loss) it stays near chance (README).
+BRIEF = ["--quiet", "--device", "cpu", "--threads", "1", "train_videos=400", "test_videos=60", "frames_per_video=2",
+         "epochs=4", "cosine_t_max=4", "batch_size=16", "aug=false"]
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +20,8 @@ def brief_run(tmp_path_factory):
 
 def test_offline_default_detects_manipulations_above_chance(brief_run):
     test = brief_run["splits"]["test"]
-    assert test["frame_auc"] > 0.7, test
-    assert test["video_auc"] > 0.7, test
+    assert test["frame_auc"] > 0.62, test
+    assert test["video_auc"] > 0.62, test
 
 
 def test_auto_lambda_moves_the_task_weights(brief_run):

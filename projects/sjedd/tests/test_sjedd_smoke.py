@@ -29,7 +29,8 @@ def smoke_run(tmp_path_factory):
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        result = train(["--smoke", "--device", "cpu", "--threads", "1", "--out", str(tmp_path_factory.mktemp("runs"))])
+        result = train(["--smoke", "--device", "cpu", "--threads", "1",
+                        "--out", str(tmp_path_factory.mktemp("smoke") / "runs")])
     return result["run"], out.getvalue()
 
 
@@ -113,7 +114,8 @@ def test_eval_writes_only_inside_the_run_folder(tmp_path, monkeypatch, smoke_run
     run_path = Path(shutil.copytree(smoke_run[0], tmp_path / "run"))
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
-    outside = lambda: {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if run_path not in p.parents}  # noqa: E731
+    outside = lambda: {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")  # noqa: E731
+                       if p != run_path and run_path not in p.parents and p.is_file()}
     before = outside()
     evaluate([str(run_path), "--device", "cpu", "--quiet", "--threads", "1"])
     assert outside() == before
