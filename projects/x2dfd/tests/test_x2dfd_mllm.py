@@ -11,7 +11,7 @@ from x2dfd import mfa, prompts, wfs
 from x2dfd.mllm import IGNORE_INDEX, MLLM, TinyLlavaConfig, is_trainable_name
 from x2dfd.pipeline import corpus
 
-TINY = TinyLlavaConfig(image_size=32, patch_size=8, vision_hidden=32, text_hidden=32, heads=2)
+TINY = TinyLlavaConfig(vision="clip", image_size=32, patch_size=8, vision_hidden=32, text_hidden=32, heads=2)
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +112,53 @@ def test_generate_returns_text(faces):
 def test_missing_pretrained_weights_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="llava-hf"):
         MLLM.from_pretrained(str(tmp_path / "no-such-llava"))
+
+
+def test_expert_score_changes_the_answer(faces):
+    """WFS works only if the model reads the injected score: trained on items whose label follows the score
+    (the same images appear as real and fake), swapping the score in the question must move P(fake)."""
+    import dataclasses
+
+    torch.manual_seed(0)
+    m = MLLM.tiny(corpus(mfa.load_question_bank()), dataclasses.replace(TINY, text_hidden=64), seed=0)
+    m.add_lora(16, 32, 0.0)
+    opt = torch.optim.AdamW(m.param_groups(1e-2, 1e-2))
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        m.model.train()
+        idx = rng.integers(0, len(faces), 8)
+        scores = rng.choice([0.1, 0.2, 0.8, 0.9], 8) + rng.uniform(0, 0.05, 8)
+        labels = ["fake" if s > 0.5 else "real" for s in scores]
+        loss = m.loss(faces[idx], [wfs.expert_question({"Blending": s}) for s in scores],
+                      [prompts.compose_labeled_response(lbl) for lbl in labels])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    high = m.p_fake(faces, wfs.expert_question({"Blending": 0.9}))
+    low = m.p_fake(faces, wfs.expert_question({"Blending": 0.1}))
+    assert np.all(high - low > 0.5), (high, low)
+
+
+def test_bfloat16_tiny_scores(faces):
+    from x2dfd.mllm import torch_dtype
+
+    m = tiny()
+    m.model.to(torch_dtype("bfloat16"))
+    p = m.p_fake(faces[:2], prompts.human_turn())
+    assert m.model.dtype == torch.bfloat16 and np.all((p > 0) & (p < 1))
+    with pytest.raises(ValueError, match="dtype"):
+        torch_dtype("float8")
+
+
+def test_lite0_tower_tokens_and_cache(faces):
+    """The offline pretrained vision tower: frozen ImageNet EfficientNet-Lite0 features, 4 x 4 tokens at 64 px."""
+    from x2dfd.mllm import LITE0_CHANNELS, lite0_features
+
+    cfg = TinyLlavaConfig(vision="lite0", image_size=64, text_hidden=32, heads=2)
+    m = MLLM.tiny(corpus(mfa.load_question_bank()), cfg, seed=0)
+    assert m.n_image_tokens == 16
+    px = m.pixel_values(faces)
+    assert px.shape == (len(faces), LITE0_CHANNELS, 4, 4) and lite0_features(faces, 64) is px  # cached
+    p = m.p_fake(faces, prompts.human_turn())
+    assert np.allclose(p, m.p_fake(px, prompts.human_turn()), atol=1e-6)
+    assert not any("vision_tower" in n for n, _ in m.model.named_parameters())  # frozen, outside the model

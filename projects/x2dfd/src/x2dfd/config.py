@@ -25,7 +25,7 @@ class DataConfig:
     unseen_family: str = "shaded"
     # real data (DeepfakeBench layout): train dataset and cross-dataset test sets
     train_set: str = "FaceForensics++"
-    test_sets: tuple[str, ...] = ("Celeb-DF-v2", "DFD", "UADFV")
+    test_sets: tuple[str, ...] = ("Celeb-DF-v2", "DFD", "DFDC", "DFDCP", "UADFV")
     frames_per_real_video: int = 8
 
 
@@ -53,8 +53,24 @@ class MFAConfig:
 
 @dataclass
 class SFSConfig:
-    explanation: str = "mllm"  # "mllm": the base MLLM writes it (official); "template": deterministic fallback
+    # "mllm": the base MLLM writes it from the label-conditioned prompt (official); "assessed": the statements of
+    # the MFA top-k features in the form the base MLLM itself answers for this image (label-conditioned choice);
+    # "template": the top-k statements chosen by the ground-truth manipulated regions (no model assessment)
+    explanation: str = "mllm"
     max_new_tokens: int = 512  # official annotation setting
+
+
+@dataclass
+class PretrainConfig:
+    """Offline only: attribute-caption pre-training of the tiny base MLLM before MFA (``x2dfd.pretrain``), the
+    stand-in for LLaVA's web-scale pre-training. Off for a real LLaVA checkpoint (it already knows)."""
+
+    enabled: bool = False
+    n_images: int = 480
+    questions_per_image: int = 6
+    epochs: int = 3
+    batch_size: int = 16
+    lr: float = 2e-3
 
 
 @dataclass
@@ -78,14 +94,20 @@ class Config:
     device: str = "auto"
     data_root: str | None = None
     mllm: str = "llava-hf/llava-1.5-7b-hf"  # a local llava-hf folder / cached hub id, or "tiny"
+    dtype: str = "float32"  # MLLM weights: float32, bfloat16 or float16 (the official training runs in bf16)
     tiny: TinyLlavaConfig = field(default_factory=TinyLlavaConfig)
     data: DataConfig = field(default_factory=DataConfig)
     expert: ExpertConfig = field(default_factory=ExpertConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     mfa: MFAConfig = field(default_factory=MFAConfig)
     sfs: SFSConfig = field(default_factory=SFSConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     use_sfs: bool = True  # explanations from the top-k MFA features in the answers
     use_wfs: bool = True  # blending-expert score in the question + answer supplement
+    # an earlier run of the same seed/model/data whose base MLLM, MFA ranking and expert are loaded instead of
+    # recomputed (reproduce.py: the variants of one seed share them)
+    reuse_from: str | None = None
+    nan_at_step: int = 0  # > 0: make the LoRA loss NaN at this step (tests the divergence guard)
     eval_batch_size: int = 64
     n_explanations: int = 6  # explanations generated per test split at evaluation
     explanation_tokens: int = 48

@@ -79,7 +79,12 @@ DEEPFAKEBENCH_LAYOUT = """\
   DeepFakeDetection/   (DFD)
     original_sequences/actors/c23/frames/...  manipulated_sequences/DeepFakeDetection/c23/frames/...
   UADFV/
-    real/frames/...   fake/frames/..."""
+    real/frames/...   fake/frames/...
+  DFDC/                (test set)
+    test/labels.csv   (columns filename,label; label 1 = fake)   test/frames/<video>/<frame>.png
+  DFDCP/               (DFDC preview; videos whose "set" is "test")
+    dataset.json      ({"method_A/<...>/<video>.mp4": {"label": "real"|"fake", "set": "test"}, ...})
+    {original_videos,method_A,method_B}/frames/<video>/<frame>.png"""
 
 FOLDERS: dict[str, dict[str, list[str]]] = {
     "FaceForensics++": {
@@ -92,8 +97,12 @@ FOLDERS: dict[str, dict[str, list[str]]] = {
             "fake": ["manipulated_sequences/DeepFakeDetection/c23/frames"]},
     "UADFV": {"real": ["real/frames"], "fake": ["fake/frames"]},
 }
+"""Datasets whose label is the folder (DeepfakeBench ``rearrange.py``)."""
+LABEL_FILES = {"DFDC": "test/labels.csv", "DFDCP": "dataset.json"}
+"""Datasets whose labels come from a file (DeepfakeBench ``rearrange.py``: DFDC test ``labels.csv``, DFDC-P
+``dataset.json`` with the split in ``"set"``)."""
 DATASET_DIR = {"FaceForensics++": "FaceForensics++", "Celeb-DF-v2": "Celeb-DF-v2", "DFD": "DeepFakeDetection",
-               "UADFV": "UADFV"}
+               "UADFV": "UADFV", "DFDC": "DFDC", "DFDCP": "DFDCP"}
 
 
 class DeepfakeBenchRoot(DatasetRoot):
@@ -101,38 +110,69 @@ class DeepfakeBenchRoot(DatasetRoot):
     layout = DEEPFAKEBENCH_LAYOUT
 
     def __init__(self, root, dataset: str):
-        if dataset not in FOLDERS:
-            raise ValueError(f"unknown dataset {dataset!r}; expected one of {list(FOLDERS)}")
+        if dataset not in DATASET_DIR:
+            raise ValueError(f"unknown dataset {dataset!r}; expected one of {list(DATASET_DIR)}")
         self.dataset = dataset
         base = DATASET_DIR[dataset]
-        self.required = tuple(f"{base}/{p}" for p in FOLDERS[dataset]["real"][:1] + FOLDERS[dataset]["fake"][:1])
+        if dataset in LABEL_FILES:
+            self.required = (f"{base}/{LABEL_FILES[dataset]}",)
+        else:
+            self.required = tuple(f"{base}/{p}" for p in FOLDERS[dataset]["real"][:1] + FOLDERS[dataset]["fake"][:1])
         super().__init__(root)
+
+    def videos(self) -> list[tuple[int, str, Path]]:
+        """``(label, manipulation, frame folder)`` of every test video of the dataset."""
+        base = self.root / DATASET_DIR[self.dataset]
+        out: list[tuple[int, str, Path]] = []
+        if self.dataset == "DFDC":
+            import csv
+
+            with open(base / LABEL_FILES["DFDC"], newline="") as f:
+                rows = list(csv.DictReader(f))
+            if rows and not {"filename", "label"} <= set(rows[0]):
+                raise self.missing_file(f"DFDC/{LABEL_FILES['DFDC']} (columns filename,label)")
+            for row in rows:
+                label = int(row["label"])
+                out.append((label, "DFDC" if label else "real", base / "test" / "frames" / Path(row["filename"]).stem))
+        elif self.dataset == "DFDCP":
+            import json
+
+            info = json.loads((base / LABEL_FILES["DFDCP"]).read_text())
+            for key, meta in sorted(info.items()):
+                if meta.get("set") != "test":
+                    continue
+                index = key.split("/")[0]
+                label = int(meta["label"] != "real")
+                out.append((label, index if label else "real", base / index / "frames" / Path(key).stem))
+        else:
+            for label, key in ((0, "real"), (1, "fake")):
+                for folder in FOLDERS[self.dataset][key]:
+                    top = base / folder
+                    if not top.is_dir():
+                        continue
+                    man = Path(folder).parts[1] if key == "fake" and len(Path(folder).parts) > 2 else key
+                    out += [(label, man, v) for v in sorted(p for p in top.iterdir() if p.is_dir())]
+        return out
 
     def load(self, frames_per_video: int, size: int, video_offset: int = 0) -> FaceSet:
         """``frames_per_video`` uniformly spaced frames of every video (``np.linspace``), resized to ``size``."""
         images, labels, videos, mans = [], [], [], []
         vid = video_offset
-        base = self.root / DATASET_DIR[self.dataset]
-        for label, key in ((0, "real"), (1, "fake")):
-            for folder in FOLDERS[self.dataset][key]:
-                top = base / folder
-                if not top.is_dir():
-                    continue
-                for video in sorted(p for p in top.iterdir() if p.is_dir()):
-                    frames = sorted(video.glob("*.png")) + sorted(video.glob("*.jpg"))
-                    if not frames:
-                        continue
-                    pick = np.unique(np.linspace(0, len(frames) - 1, frames_per_video).round().astype(int))
-                    for k in pick:
-                        img = cv2.imread(str(frames[k]), cv2.IMREAD_COLOR)
-                        if img is None:
-                            raise self.missing_file(frames[k].relative_to(self.root))
-                        images.append(cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), (size, size),
-                                                 interpolation=cv2.INTER_AREA))
-                        labels.append(label)
-                        videos.append(vid)
-                        mans.append(Path(folder).parts[1] if key == "fake" and len(Path(folder).parts) > 2 else key)
-                    vid += 1
+        for label, man, video in self.videos():
+            frames = (sorted(video.glob("*.png")) + sorted(video.glob("*.jpg"))) if video.is_dir() else []
+            if not frames:
+                continue
+            pick = np.unique(np.linspace(0, len(frames) - 1, frames_per_video).round().astype(int))
+            for k in pick:
+                img = cv2.imread(str(frames[k]), cv2.IMREAD_COLOR)
+                if img is None:
+                    raise self.missing_file(frames[k].relative_to(self.root))
+                images.append(cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), (size, size),
+                                         interpolation=cv2.INTER_AREA))
+                labels.append(label)
+                videos.append(vid)
+                mans.append(man)
+            vid += 1
         if not images:
             raise self.missing_file(f"{DATASET_DIR[self.dataset]}/<video>/<frame>.png")
         return FaceSet(np.stack(images), np.array(labels, np.int64), np.array(videos, np.int64), mans,

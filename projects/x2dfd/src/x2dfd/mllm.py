@@ -5,8 +5,10 @@ Two ways to get one:
 * :meth:`MLLM.from_pretrained` -- a real LLaVA-1.5 checkpoint in the llava-hf format (local folder or hub id such
   as ``llava-hf/llava-1.5-7b-hf``; nothing is downloaded at run time: put the files in the local HF cache or a
   folder first);
-* :meth:`MLLM.tiny` -- a small LLaVA built from a config (tiny CLIP vision tower + tiny Llama) with a word-level
-  tokenizer built in code from the words the pipeline uses, for offline CPU runs and tests.
+* :meth:`MLLM.tiny` -- a small LLaVA built from a config with a word-level tokenizer built in code from the words the
+  pipeline uses, for offline CPU runs and tests. Its vision tower is either the frozen ImageNet EfficientNet-Lite0
+  that ships offline (``vision="lite0"``, the default: real pretrained weights, as LLaVA's frozen CLIP tower) or a
+  random tiny CLIP ViT (``vision="clip"``, tests).
 
 Scores (``specs/x2dfd.md``, Inference): P(fake) is the softmax over the logits of the words "real" and "fake" at
 the answer position, teacher-forced after ``"ASSISTANT: This image is"`` (the official code reads the same two
@@ -15,6 +17,7 @@ logits at generation step 3); P(yes) likewise over "Yes"/"No" right after ``"ASS
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,6 +33,7 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 IGNORE_INDEX = -100
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>", IMAGE_TOKEN)
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 """LLaVA's ``find_all_linear_names``: every linear layer of the LLM (not the vision tower, projector, lm_head)."""
 
@@ -38,8 +42,9 @@ LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_p
 class TinyLlavaConfig:
     """Sizes of the offline LLaVA (the real one is CLIP ViT-L/14-336 + Vicuna-7B)."""
 
+    vision: str = "lite0"  # "lite0": frozen ImageNet EfficientNet-Lite0 features; "clip": random tiny CLIP ViT
     image_size: int = 64
-    patch_size: int = 8
+    patch_size: int = 8  # CLIP only; Lite0 gives a 4 x 4 grid of tokens at 64 px (stride 16)
     vision_hidden: int = 64
     vision_layers: int = 2
     text_hidden: int = 64
@@ -47,6 +52,83 @@ class TinyLlavaConfig:
     heads: int = 4
     init_std: float = 0.1  # weight init of the tiny Llama (HF default 0.02 leaves the frozen lm_head unable to
     # produce confident logits at hidden size 64: |logit| <= 0.02 * hidden; see the README's Deviations)
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """``"float32"`` / ``"bfloat16"`` / ``"float16"`` -> the torch dtype (real LLaVA weights: bf16 halves memory)."""
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {name!r}")
+    return DTYPES[name]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the offline pretrained vision tower: frozen ImageNet EfficientNet-Lite0 features
+
+
+LITE0_STAGES = (2, 3)
+"""Feature maps used: stride 8 (40 channels, average-pooled to stride 16) and stride 16 (112 channels)."""
+LITE0_CHANNELS = 40 + 112
+
+
+@torch.no_grad()
+def _lite0_encoder():
+    from functools import cache
+
+    @cache
+    def load():
+        from shared.data.pretrained import efficientnet_lite0
+
+        enc = efficientnet_lite0(pretrained=True, features_only=True, out_indices=LITE0_STAGES).eval()
+        for p in enc.parameters():
+            p.requires_grad_(False)
+        return enc
+
+    return load()
+
+
+_FEATURE_CACHE: dict[tuple, torch.Tensor] = {}
+
+
+@torch.no_grad()
+def lite0_features(images: np.ndarray, size: int, batch_size: int = 128) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> frozen ImageNet EfficientNet-Lite0 features (N, 152, size/16, size/16), float32 on CPU.
+
+    Stride-8 (40 ch) maps average-pooled to stride 16 and concatenated with the stride-16 (112 ch) maps; inputs
+    normalised with the TF-Lite mean = std = 0.5. The encoder is frozen, so results are cached per image array
+    (keyed by a hash of its bytes): the pipeline asks for the same frames many times."""
+    from shared.data.pretrained import LITE0_MEAN, LITE0_STD
+
+    images = np.ascontiguousarray(images)
+    key = (images.shape, size, hashlib.blake2b(images.tobytes(), digest_size=16).hexdigest())
+    if key in _FEATURE_CACHE:
+        return _FEATURE_CACHE[key]
+    enc = _lite0_encoder()
+    mean, std = torch.tensor(LITE0_MEAN).view(1, 3, 1, 1), torch.tensor(LITE0_STD).view(1, 3, 1, 1)
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = torch.from_numpy(images[i : i + batch_size]).permute(0, 3, 1, 2).float() / 255.0
+        if x.shape[-1] != size or x.shape[-2] != size:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        f8, f16 = enc((x - mean) / std)
+        out.append(torch.cat([F.avg_pool2d(f8, 2), f16], 1))
+    feats = torch.cat(out) if out else torch.zeros(0, LITE0_CHANNELS, size // 16, size // 16)
+    if len(_FEATURE_CACHE) > 64:
+        _FEATURE_CACHE.clear()
+    _FEATURE_CACHE[key] = feats
+    return feats
+
+
+class FeatureTokens(torch.nn.Module):
+    """LLaVA's ``vision_tower`` slot for precomputed frozen feature maps: (N, C, h, w) -> h*w tokens of C channels
+    (parameter-free layer norm), returned the way ``LlavaModel.get_image_features`` reads a CLIP tower's output
+    (``hidden_states[vision_feature_layer]``; use ``vision_feature_layer=-1`` and the ``"full"`` strategy)."""
+
+    def forward(self, pixel_values: torch.Tensor, return_dict: bool = True, **kwargs):
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        tokens = pixel_values.flatten(2).transpose(1, 2)
+        tokens = F.layer_norm(tokens, tokens.shape[-1:])
+        return BaseModelOutputWithPooling(last_hidden_state=tokens, hidden_states=(tokens,))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -90,8 +172,9 @@ class MLLM:
     """A LLaVA model, its tokenizer and image preprocessing, with the scoring and training helpers X²-DFD needs."""
 
     def __init__(self, model, tokenizer, n_image_tokens: int, image_size: int, image_processor=None,
-                 add_bos: bool = True):
+                 add_bos: bool = True, vision: str = "clip"):
         self.model = model
+        self.vision = vision
         self.tokenizer = tokenizer
         self.n_image_tokens = n_image_tokens
         self.image_size = image_size
@@ -107,34 +190,46 @@ class MLLM:
 
         cfg = cfg or TinyLlavaConfig()
         tok = build_tokenizer(corpus)
-        if cfg.image_size % cfg.patch_size:
-            raise ValueError(f"image_size {cfg.image_size} must be a multiple of patch_size {cfg.patch_size}")
+        if cfg.vision not in ("lite0", "clip"):
+            raise ValueError(f"tiny.vision must be 'lite0' or 'clip', got {cfg.vision!r}")
+        lite0 = cfg.vision == "lite0"
+        patch = 16 if lite0 else cfg.patch_size
+        if cfg.image_size % patch:
+            raise ValueError(f"image_size {cfg.image_size} must be a multiple of the patch size / stride {patch}")
+        if lite0:  # the CLIP config only sizes the projector's input; the tower is replaced below
+            vision_config = CLIPVisionConfig(hidden_size=LITE0_CHANNELS, intermediate_size=8, num_hidden_layers=1,
+                                             num_attention_heads=1, image_size=cfg.image_size, patch_size=16)
+        else:
+            vision_config = CLIPVisionConfig(hidden_size=cfg.vision_hidden, intermediate_size=2 * cfg.vision_hidden,
+                                             num_hidden_layers=cfg.vision_layers, num_attention_heads=cfg.heads,
+                                             image_size=cfg.image_size, patch_size=cfg.patch_size)
         config = LlavaConfig(
-            vision_config=CLIPVisionConfig(hidden_size=cfg.vision_hidden, intermediate_size=2 * cfg.vision_hidden,
-                                           num_hidden_layers=cfg.vision_layers, num_attention_heads=cfg.heads,
-                                           image_size=cfg.image_size, patch_size=cfg.patch_size),
+            vision_config=vision_config,
             text_config=LlamaConfig(vocab_size=len(tok), hidden_size=cfg.text_hidden,
                                     intermediate_size=2 * cfg.text_hidden, num_hidden_layers=cfg.text_layers,
                                     num_attention_heads=cfg.heads, num_key_value_heads=cfg.heads,
                                     max_position_embeddings=1024, initializer_range=cfg.init_std,
                                     pad_token_id=tok.pad_token_id,
                                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id),
-            image_token_index=tok.convert_tokens_to_ids(IMAGE_TOKEN), vision_feature_layer=-2,
-            vision_feature_select_strategy="default", projector_hidden_act="gelu",
+            image_token_index=tok.convert_tokens_to_ids(IMAGE_TOKEN), vision_feature_layer=-1 if lite0 else -2,
+            vision_feature_select_strategy="full" if lite0 else "default", projector_hidden_act="gelu",
         )
         config.pad_token_id = tok.pad_token_id
         torch.manual_seed(seed)
         model = LlavaForConditionalGeneration(config)
+        if lite0:
+            model.model.vision_tower = FeatureTokens()
         model.generation_config.pad_token_id = tok.pad_token_id
         model.generation_config.eos_token_id = tok.eos_token_id
         model.generation_config.bos_token_id = tok.bos_token_id
-        return cls(model, tok, (cfg.image_size // cfg.patch_size) ** 2, cfg.image_size)
+        return cls(model, tok, (cfg.image_size // patch) ** 2, cfg.image_size, vision=cfg.vision)
 
     @classmethod
-    def from_pretrained(cls, path_or_id: str, dtype: torch.dtype = torch.float32) -> MLLM:
+    def from_pretrained(cls, path_or_id: str, dtype: torch.dtype | str = torch.float32) -> MLLM:
         """A real LLaVA-1.5 in llava-hf format from a local folder or the local HF cache (no download)."""
         from transformers import AutoProcessor, LlavaForConditionalGeneration
 
+        dtype = torch_dtype(dtype) if isinstance(dtype, str) else dtype
         try:
             processor = AutoProcessor.from_pretrained(path_or_id, local_files_only=True)
             model = LlavaForConditionalGeneration.from_pretrained(path_or_id, dtype=dtype, local_files_only=True)
@@ -185,18 +280,59 @@ class MLLM:
             input_ids[k, sl], label_t[k, sl], mask[k, sl] = torch.tensor(r), torch.tensor(lab), 1
         return {"input_ids": input_ids, "attention_mask": mask, "labels": label_t}
 
+    def encode_dialogues(self, dialogues: Sequence[Sequence[tuple[str, str]]]):
+        """Multi-turn ``llava_v1`` conversations (LLaVA's instruction data: one image, several exchanges):
+        ``"{system} USER: {q1} ASSISTANT: {a1}</s>USER: {q2} ASSISTANT: {a2}</s>..."``; the first question holds
+        the ``<image>``; labels supervise every answer and its ``</s>`` (everything else ``-100``)."""
+        from x2dfd.prompts import LLAVA_V1_SYSTEM
+
+        rows, labels = [], []
+        eos = self.tokenizer.eos_token_id
+        for turns in dialogues:
+            if not turns or turns[0][0].count(IMAGE_TOKEN) != 1 or any(IMAGE_TOKEN in q for q, _ in turns[1:]):
+                raise ValueError(f"the first question (only) must hold one {IMAGE_TOKEN}: {turns!r}")
+            ids, lab = [], []
+            for k, (q, a) in enumerate(turns):
+                head = f"{LLAVA_V1_SYSTEM} USER: {q} ASSISTANT:" if k == 0 else f"USER: {q} ASSISTANT:"
+                h = self._ids(head) if k == 0 else self.tokenizer(head, add_special_tokens=False).input_ids
+                ans = self.tokenizer(" " + a, add_special_tokens=False).input_ids + [eos]
+                ids += h + ans
+                lab += [IGNORE_INDEX] * len(h) + ans
+            rows.append(ids)
+            labels.append(lab)
+        width = max(len(r) for r in rows)
+        input_ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        label_t = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for k, (r, lab) in enumerate(zip(rows, labels)):
+            input_ids[k, : len(r)], label_t[k, : len(r)], mask[k, : len(r)] = torch.tensor(r), torch.tensor(lab), 1
+        return {"input_ids": input_ids, "attention_mask": mask, "labels": label_t}
+
     # -- images ------------------------------------------------------------------------------------------------
-    def pixel_values(self, images: np.ndarray) -> torch.Tensor:
-        """uint8 (N, H, W, 3) -> the vision tower's input (N, 3, S, S)."""
+    def pixel_values(self, images) -> torch.Tensor:
+        """uint8 (N, H, W, 3) -> the vision tower's input: (N, 3, S, S) pixels, or for the Lite0 tower its frozen
+        (N, 152, S/16, S/16) feature maps. A tensor is taken as already converted (callers that score the same
+        frames many times convert once)."""
+        if isinstance(images, torch.Tensor):
+            return images
         images = np.asarray(images)
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"images must be uint8 (N, H, W, 3), got shape {images.shape}")
         if self.image_processor is not None:
             return self.image_processor(list(images), return_tensors="pt").pixel_values
+        if self.vision == "lite0":
+            return lite0_features(images, self.image_size)
         x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
         return (x - torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)) / torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+
+    def _batches(self, images, batch_size: int):
+        """(start, pixel values) per batch; a frozen-feature tower converts the whole set once (cached)."""
+        if self.vision == "lite0" and not isinstance(images, torch.Tensor):
+            images = self.pixel_values(images)
+        for i in range(0, len(images), batch_size):
+            yield i, self.pixel_values(images[i : i + batch_size]).to(self.device, self.model.dtype)
 
     @property
     def device(self) -> torch.device:
@@ -209,7 +345,7 @@ class MLLM:
         """Logits (N, vocab) of the token after ``conversation(prompt)`` + ``suffix`` (teacher forcing)."""
         self.model.eval()
         out = []
-        for i in range(0, len(images), batch_size):
+        for i, px in self._batches(images, batch_size):
             sub = list(prompts[i : i + batch_size])
             enc = self.encode(sub, [suffix] * len(sub) if suffix else None)
             ids, mask = enc["input_ids"], enc["attention_mask"]
@@ -217,7 +353,6 @@ class MLLM:
                 last = mask.sum(1) - 1
                 mask[torch.arange(len(sub)), last] = 0
                 ids[torch.arange(len(sub)), last] = self.tokenizer.pad_token_id
-            px = self.pixel_values(images[i : i + batch_size]).to(self.device, self.model.dtype)
             logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                                 pixel_values=px).logits
             last = mask.sum(1) - 1
@@ -246,10 +381,9 @@ class MLLM:
         """Greedy answers (official annotation: temperature 0, num_beams 1), decoded without special tokens."""
         self.model.eval()
         texts = []
-        for i in range(0, len(images), batch_size):
+        for i, px in self._batches(images, batch_size):
             sub = list(prompts[i : i + batch_size])
             enc = self.encode(sub, padding="left")
-            px = self.pixel_values(images[i : i + batch_size]).to(self.device, self.model.dtype)
             out = self.model.generate(input_ids=enc["input_ids"].to(self.device),
                                       attention_mask=enc["attention_mask"].to(self.device), pixel_values=px,
                                       max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
@@ -265,6 +399,14 @@ class MLLM:
                          attention_mask=enc["attention_mask"].to(self.device), pixel_values=px,
                          labels=enc["labels"].to(self.device))
         return out.loss
+
+    def dialogue_loss(self, images, dialogues: Sequence[Sequence[tuple[str, str]]]) -> torch.Tensor:
+        """Cross-entropy on the answer tokens of multi-turn conversations (:meth:`encode_dialogues`)."""
+        enc = self.encode_dialogues(dialogues)
+        px = self.pixel_values(images).to(self.device, self.model.dtype)
+        return self.model(input_ids=enc["input_ids"].to(self.device),
+                          attention_mask=enc["attention_mask"].to(self.device), pixel_values=px,
+                          labels=enc["labels"].to(self.device)).loss
 
     # -- LoRA --------------------------------------------------------------------------------------------------
     def add_lora(self, r: int = 16, alpha: int = 32, dropout: float = 0.05) -> None:

@@ -21,34 +21,68 @@ def corpus(bank: list[dict]) -> list[str]:
 
 
 def build_mllm(cfg, bank: list[dict]) -> MLLM:
-    """``cfg.mllm == "tiny"``: the offline small LLaVA; otherwise a real llava-hf checkpoint."""
+    """``cfg.mllm == "tiny"``: the offline small LLaVA; otherwise a real llava-hf checkpoint in ``cfg.dtype``."""
+    from x2dfd.mllm import torch_dtype
+
     if cfg.mllm == "tiny":
-        return MLLM.tiny(corpus(bank), cfg.tiny, seed=cfg.seed)
-    return MLLM.from_pretrained(cfg.mllm)
+        mllm = MLLM.tiny(corpus(bank), cfg.tiny, seed=cfg.seed)
+        return mllm if cfg.dtype == "float32" else _cast(mllm, torch_dtype(cfg.dtype))
+    return MLLM.from_pretrained(cfg.mllm, dtype=torch_dtype(cfg.dtype))
 
 
-def run_mfa(mllm: MLLM, data: FaceSet, bank: list[dict], cfg, rng: np.random.Generator) -> dict:
-    """MFA on a balanced labelled subset of the training set: P(yes) per question, ranked by balanced accuracy."""
+def _cast(mllm: MLLM, dtype) -> MLLM:
+    mllm.model.to(dtype)
+    return mllm
+
+
+def mfa_subset(data: FaceSet, n_images: int, rng: np.random.Generator) -> np.ndarray:
+    """A balanced labelled subset (half real, half fake) of ``data`` for MFA."""
     fake, real = np.flatnonzero(data.labels == 1), np.flatnonzero(data.labels == 0)
-    k = min(cfg.n_images // 2, len(fake), len(real))
-    pick = np.concatenate([rng.choice(real, k, replace=False), rng.choice(fake, k, replace=False)])
-    p_yes = mfa.assess(mllm, data.images[pick], data.labels[pick] == 1, bank)
+    k = min(n_images // 2, len(fake), len(real))
+    return np.concatenate([rng.choice(real, k, replace=False), rng.choice(fake, k, replace=False)])
+
+
+def run_mfa(mllm: MLLM, data: FaceSet, bank: list[dict], cfg, rng: np.random.Generator,
+            heldout: FaceSet | None = None) -> dict:
+    """MFA (Sec. 3.1) on a balanced labelled subset of the training set: P(yes) per question, ranked by balanced
+    accuracy. With ``heldout``, the same questions are also scored on those images (a check of the ranking only:
+    nothing is chosen with it)."""
+    pick = mfa_subset(data, cfg.n_images, rng)
+    p_yes = mfa.assess(mllm, mllm.pixel_values(data.images[pick]), data.labels[pick] == 1, bank)
     order, acc = mfa.rank_features(p_yes, data.labels[pick] == 1, cfg.threshold)
-    return {"order": order.tolist(), "balanced_accuracy": acc.tolist(), "n_images": int(2 * k),
-            "mean_p_yes": p_yes.mean(1)[order].tolist(),
-            "questions": [bank[i]["feature"] for i in order], "top_k": [int(i) for i in order[: cfg.top_k]]}
+    out = {"order": order.tolist(), "balanced_accuracy": acc.tolist(), "n_images": len(pick),
+           "mean_p_yes": p_yes.mean(1)[order].tolist(),
+           "questions": [bank[i]["feature"] for i in order], "top_k": [int(i) for i in order[: cfg.top_k]]}
+    if heldout is not None:
+        p_held = mfa.assess(mllm, mllm.pixel_values(heldout.images), heldout.labels == 1, bank)
+        held = mfa.balanced_accuracy(p_held >= cfg.threshold, heldout.labels == 1)
+        out["heldout_balanced_accuracy"] = held[order].tolist()
+        out["heldout_n_images"] = len(heldout)
+    return out
 
 
-def explanations(mllm: MLLM, data: FaceSet, top: list[dict], cfg) -> list[str]:
-    """SFS explanations: written by the base MLLM from the label-conditioned prompt (``cfg.sfs.explanation ==
-    "mllm"``, official) or the deterministic template from the top-ranked features."""
+def explanations(mllm: MLLM, data: FaceSet, top: list[dict], cfg) -> tuple[list[str], dict]:
+    """SFS explanations (Sec. 3.2) and a summary of how they were made.
+
+    ``cfg.sfs.explanation``: ``"mllm"`` -- the base MLLM writes them from the label-conditioned prompt
+    (official); ``"assessed"`` -- the top-k MFA features, said the way the base MLLM itself answers them for each
+    image (:func:`x2dfd.sfs.assessed_explanation`); ``"template"`` -- the top-k features chosen by the
+    ground-truth manipulated regions (no model assessment)."""
     labels = ["fake" if y else "real" for y in data.labels]
-    if cfg.sfs.explanation == "mllm":
+    mode = cfg.sfs.explanation
+    if mode == "mllm":
         asks = [prompts.human_turn(prompts.explanation_prompt(lbl)) for lbl in labels]
-        return mllm.generate(data.images, asks, max_new_tokens=cfg.sfs.max_new_tokens)
-    if cfg.sfs.explanation != "template":
-        raise ValueError(f"sfs.explanation must be 'mllm' or 'template', got {cfg.sfs.explanation!r}")
-    return [sfs.templated_explanation(lbl, top, regs) for lbl, regs in zip(labels, data.regions)]
+        return mllm.generate(data.images, asks, max_new_tokens=cfg.sfs.max_new_tokens), {"mode": mode}
+    if mode == "assessed":
+        px = mllm.pixel_values(data.images)
+        p_yes = np.stack([mllm.p_yes(px, q["question"]) for q in top], 1)  # (N, k)
+        made = [sfs.assessed_explanation(lbl, top, row) for lbl, row in zip(labels, p_yes)]
+        forced = np.array([f for _, f in made])
+        return [t for t, _ in made], {"mode": mode, "forced_fraction": float(forced.mean()),
+                                      "model_agrees_fraction": float(1 - forced.mean())}
+    if mode != "template":
+        raise ValueError(f"sfs.explanation must be 'mllm', 'assessed' or 'template', got {mode!r}")
+    return [sfs.templated_explanation(lbl, top, regs) for lbl, regs in zip(labels, data.regions)], {"mode": mode}
 
 
 def human_turns(scores: np.ndarray | None, alias: str, n: int) -> list[str]:
@@ -91,25 +125,28 @@ def detection_metrics(scores: np.ndarray, data: FaceSet) -> dict:
     return out
 
 
-def evaluate(mllm: MLLM, expert, splits: dict[str, FaceSet], cfg, device, n_explanations: int = 0) -> dict:
+def evaluate(mllm: MLLM, expert, splits: dict[str, FaceSet], cfg, device, n_explanations: int = 0,
+             quiet: bool = True) -> dict:
     """P(fake) of every test frame (with the expert's score in the question when WFS is on), frame/video AUC per
     split, the expert's own AUC, and a few generated explanations per split."""
+    from shared.runs import progress
     from x2dfd.wfs import expert_scores
 
     results = {}
-    for name, data in splits.items():
-        if name == "train":
-            continue
+    tests = [k for k in splits if k != "train"]
+    for name in progress(tests, desc="evaluate", quiet=quiet):
+        data = splits[name]
         scores = expert_scores(expert, data.images, device, size=cfg.expert.image_size) if expert is not None else None
         asks = human_turns(scores, cfg.expert.alias, len(data))
-        p_fake = mllm.p_fake(data.images, asks, batch_size=cfg.eval_batch_size)
+        px = mllm.pixel_values(data.images) if mllm.vision == "lite0" else data.images
+        p_fake = mllm.p_fake(px, asks, batch_size=cfg.eval_batch_size)
         res = detection_metrics(p_fake, data)
         if scores is not None:
             res["expert_frame_auc"] = roc_auc(data.labels, scores)
         examples = []
         if n_explanations:
             pick = np.linspace(0, len(data) - 1, n_explanations).round().astype(int)
-            texts = mllm.generate(data.images[pick], [asks[i] for i in pick], max_new_tokens=cfg.explanation_tokens)
+            texts = mllm.generate(px[pick], [asks[i] for i in pick], max_new_tokens=cfg.explanation_tokens)
             examples = [{"index": int(i), "manipulation": data.manipulations[i], "label": int(data.labels[i]),
                          "question": asks[i], "p_fake": round(float(p_fake[i]), 4), "answer": t}
                         for i, t in zip(pick, texts)]

@@ -35,6 +35,30 @@ def templated_explanation(label: str, top_features: Sequence[dict], touched_regi
     return " ".join(f["yes"] for f in (chosen or list(top_features[:1])))
 
 
+def assessed_explanation(label: str, top_features: Sequence[dict], p_yes: Sequence[float],
+                         threshold: float = 0.5) -> tuple[str, bool]:
+    """The explanation of one training image from the base MLLM's own answers to the MFA top-k questions.
+
+    The offline stand-in for the official step in which the base MLLM writes the explanation itself from the
+    label-conditioned prompt ("explain why these traces suggest the image is {label}"): the features are those
+    MFA ranked highest, and the base model's P(yes) for *this* image decides which statements are said.
+    Fake: the "present" statements of the top features the model answers yes to (highest P(yes) first); real:
+    the "absent" statements of those it answers no to (lowest P(yes) first). When the model's answers give no
+    statement consistent with the label, the label conditioning forces one, as the official prompt does: the
+    feature the model is most inclined to answer that way. Returns ``(text, forced)``.
+    """
+    p = np.asarray(p_yes, dtype=np.float64)
+    if len(p) != len(top_features) or not len(p):
+        raise ValueError(f"{len(p)} answers for {len(top_features)} features")
+    if normalize_label(label) == "fake":
+        order = np.argsort(-p, kind="stable")
+        said = [i for i in order if p[i] >= threshold]
+        return " ".join(top_features[i]["yes"] for i in (said or order[:1])), not said
+    order = np.argsort(p, kind="stable")
+    said = [i for i in order if p[i] < threshold]
+    return " ".join(top_features[i]["no"] for i in (said or order[:1])), not said
+
+
 def build_item(label: str, explanation: str, scores: dict[str, float] | None = None, image: str = "",
                lo: float = 0.3, hi: float = 0.7) -> dict:
     """One LLaVA conversation item; with ``scores`` the WFS question tail and answer supplement are added."""

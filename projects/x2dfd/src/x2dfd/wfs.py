@@ -11,8 +11,8 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from x2dfd.prompts import BINARY_QUESTION, IMAGE_TOKEN, normalize_label
 
@@ -26,17 +26,30 @@ def format_score(score: float | None) -> str:
 
 
 def expert_question(scores: Mapping[str, float | None]) -> str:
-    """The human turn with the experts' scores injected (official test-time template and multi-expert merge).
+    """The human turn with the experts' scores injected (official ``_format_multi_scores`` and the multi-expert
+    branch of ``_merge_annotations`` in ``train/pipeline.py`` @ 0b4eb31).
 
     ``{}`` -> ``"<image>\\nIs this image real or fake?"``; ``{"Blending": 0.8123}`` ->
     ``"<image>\\nIs this image real or fake? And the blending score is 0.812."``; two experts ->
-    ``"... And the blending score is 0.812, and the diffusion score is 0.153."`` (aliases lower-cased, in order).
+    ``"... And the blending score is 0.812, and the diffusion score is 0.153."``; three -> ``"... And the a score
+    is x, the b score is y, and the c score is z."`` (aliases lower-cased, in order; a missing score is ``N/A``).
     """
     text = f"{IMAGE_TOKEN}\n{BINARY_QUESTION}"
-    parts = [f"the {alias.lower()} score is {format_score(score)}" for alias, score in scores.items()]
-    if parts:
-        text += " And " + ", and ".join(parts) + "."
+    parts = [f"the {alias.strip().lower()} score is {format_score(score)}" for alias, score in scores.items()]
+    if len(parts) == 1:
+        text += " And " + parts[0] + "."
+    elif parts:
+        text += " And " + ", ".join(parts[:-1]) + ", and " + parts[-1] + "."
     return text
+
+
+def join_names(names: list[str]) -> str:
+    """Official supporter list: ``a``; ``a and b``; ``a, b, and c``."""
+    if len(names) <= 1:
+        return "".join(names)
+    if len(names) == 2:
+        return f"{names[0]} and {names[1]}"
+    return ", ".join(names[:-1]) + f", and {names[-1]}"
 
 
 def answer_supplement(label: str, scores: Mapping[str, float | None], lo: float = LO, hi: float = HI) -> str:
@@ -44,15 +57,16 @@ def answer_supplement(label: str, scores: Mapping[str, float | None], lo: float 
 
     Fake label: the experts with score >= ``hi`` give ``" Additionally, the image shows obvious {names} artifacts
     supporting fake."``; real label: the experts with score <= ``lo`` give ``" Additionally, the image shows very
-    few {names} artifacts supporting real."``; ``names`` are the lower-cased aliases joined by ``", "``. Scores in
-    the middle band, or missing, add nothing (the score then only appears in the question).
+    few {names} artifacts supporting real."``; ``names`` are the lower-cased aliases joined as the official code
+    does (``blending``; ``blending and diffusion``; ``a, b, and c``). Scores in the middle band, or missing, add
+    nothing (the score then only appears in the question).
     """
     label = normalize_label(label)
     if label == "fake":
-        names = [a.lower() for a, s in scores.items() if s is not None and float(s) >= hi]
-        return f" Additionally, the image shows obvious {', '.join(names)} artifacts supporting fake." if names else ""
-    names = [a.lower() for a, s in scores.items() if s is not None and float(s) <= lo]
-    return f" Additionally, the image shows very few {', '.join(names)} artifacts supporting real." if names else ""
+        names = [a.strip().lower() for a, s in scores.items() if s is not None and float(s) >= hi]
+        return f" Additionally, the image shows obvious {join_names(names)} artifacts supporting fake." if names else ""
+    names = [a.strip().lower() for a, s in scores.items() if s is not None and float(s) <= lo]
+    return f" Additionally, the image shows very few {join_names(names)} artifacts supporting real." if names else ""
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -136,7 +150,7 @@ def train_expert(model: nn.Module, reals, epochs: int, batch_size: int, lr: floa
     ``reals`` is a ``shared.data.faces_synth.FaceBatch`` (images with landmarks). Returns the mean loss per epoch.
     Optimiser: Adam (the official SBI uses SAM-SGD for 100 epochs; see the README's Deviations)."""
     from shared.data.faces_synth import self_blend
-    from shared.runs import progress
+    from shared.runs import guard_finite, progress
 
     model.to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -153,6 +167,7 @@ def train_expert(model: nn.Module, reals, epochs: int, batch_size: int, lr: floa
             x = to_tensor(np.concatenate([real, fake]), size).to(device)
             y = torch.cat([torch.zeros(len(idx)), torch.ones(len(idx))]).long().to(device)
             loss = F.cross_entropy(model(x), y)
+            guard_finite(epoch * 10_000 + i // half + 1, expert_loss=loss)
             opt.zero_grad()
             loss.backward()
             opt.step()
