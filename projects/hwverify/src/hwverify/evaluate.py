@@ -25,9 +25,11 @@ def resnet_pair_scores(model: SiameseResNet18, images: torch.Tensor, pairs: np.n
     return same_writer_score(model.pair_logits(emb[a], emb[b])).cpu().numpy()
 
 
-def save_roc(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+def save_roc(path: Path, curves: dict, stats: dict[str, tuple[float, float]] | None = None) -> None:
     """ROC curves ``{name: (labels, scores)}`` with AUC and EER in the legend and the EER diagonal, as a PNG.
-    A name may carry several seeds' curves: ``{name: [(labels, scores), ...]}`` (drawn thin, AUC/EER as means)."""
+    A name may carry several seeds' curves: ``{name: [(labels, scores), ...]}`` (drawn thin, AUC/EER as means).
+    ``stats`` = ``{name: (AUC, EER)}`` puts those figures (e.g. the results table's) in the legend instead of
+    recomputing them from the curves' scores."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,6 +43,8 @@ def save_roc(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> No
         runs = [runs] if isinstance(runs, tuple) else list(runs)
         aucs = [roc_auc(np.asarray(y), np.asarray(p)) for y, p in runs]
         eers = [equal_error_rate(np.asarray(y), np.asarray(p))[0] for y, p in runs]
+        if stats is not None and name in stats:
+            aucs, eers = [stats[name][0]], [stats[name][1]]
         for r, (labels, scores) in enumerate(runs):
             fpr, tpr, _ = roc_curve(labels, scores)
             seeds = f", mean of {len(runs)} seeds" if len(runs) > 1 else ""
@@ -120,7 +124,7 @@ def evaluate_run(ev, *, max_pairs: int | None = None, n_examples: int = 8, answe
     preds = (scores > 0.5).astype(int)
     out["test"] = verification_metrics(pairs[:, 2], preds, scores)
     out["test"]["accuracy_ci95"] = accuracy_ci(pairs[:, 2], preds, data.writer_ids[pairs[:, 0]], seed=cfg.seed)
-    out["scores"] = np.round(scores, 5).tolist()
+    out["scores"] = scores.astype(float).tolist()
     out["labels"] = pairs[:, 2].tolist()
     if figures:
         save_roc(run.path / "roc.png", {cfg.model: (pairs[:, 2], scores)})

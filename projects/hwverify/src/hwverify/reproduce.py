@@ -167,7 +167,10 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.smoke:
         save_roc(results / ("roc.png" if args.name == "cpu_claim" else f"roc_{args.name}.png"),
                  {name: [(it["eval"]["labels"], it["eval"]["scores"]) for it in items]
-                  for name, items in per_run.items()})
+                  for name, items in per_run.items()},
+                 stats={name: (float(np.mean([it["eval"]["test"]["auc"] for it in items])),
+                               float(np.mean([it["eval"]["test"]["eer"] for it in items])))
+                        for name, items in per_run.items()})
         if args.name == "cpu_claim":
             save_writer_grid(results / "writers.png", 0)
     out = {
