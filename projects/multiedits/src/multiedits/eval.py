@@ -25,7 +25,7 @@ import numpy as np
 
 from conddiff.assets import BASE_MULTI, SCENE_JUDGE
 from multiedits.editor import EditConfig, P2PConfig
-from shared.runs import RunDir, UsageError, entrypoint, open_run, parse_args, progress, seed_everything, select_device
+from shared.runs import RunDir, UsageError, entrypoint, open_run, parse_args, progress, select_device
 from shared.runs.cli import build_parser
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = run.path if run is not None else (args.out / "eval" if str(args.out) != "runs" else PROJECT / "runs" /
                                             "eval")
     out.mkdir(parents=True, exist_ok=True)
-    seed_everything(cfg.seed)
+    torch.manual_seed(cfg.seed)  # the editors draw their noise from per-record generators
     torch.set_num_threads(args.threads)
     pipe = load_pipeline(cfg.pipeline, select_device(cfg.device))
     if ev is not None and Path(cfg.pipeline).is_relative_to(run.path):
