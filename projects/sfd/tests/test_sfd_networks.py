@@ -68,7 +68,8 @@ def test_positional_embedding():
     e = positional_embedding(torch.tensor([0.0, 4.0]), 8)
     assert e.shape == (2, 8)
     assert torch.allclose(e[0], torch.tensor([1.0] * 4 + [0.0] * 4))
-    assert torch.allclose(e[1, 0], torch.cos(torch.tensor(4.0))) and torch.allclose(e[1, 4], torch.sin(torch.tensor(4.0)))
+    assert torch.allclose(e[1, 0], torch.cos(torch.tensor(4.0)))
+    assert torch.allclose(e[1, 4], torch.sin(torch.tensor(4.0)))
 
 
 def _tiny_ddpm(tmp_path, prediction_type="epsilon"):

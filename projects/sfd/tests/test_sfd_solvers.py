@@ -5,9 +5,21 @@ import math
 import pytest
 import torch
 
-from sfd.solvers import (SOLVERS, afs_direction, dpmpp_orders, dpmpp_sampler, dynamic_threshold, euler_sampler,
-                         gaussian_denoiser, gaussian_ode_solution, nfe, num_steps_for_nfe, polynomial_schedule,
-                         sample, teacher_schedule)
+from sfd.solvers import (
+    SOLVERS,
+    afs_direction,
+    dpmpp_orders,
+    dpmpp_sampler,
+    dynamic_threshold,
+    euler_sampler,
+    gaussian_denoiser,
+    gaussian_ode_solution,
+    nfe,
+    num_steps_for_nfe,
+    polynomial_schedule,
+    sample,
+    teacher_schedule,
+)
 
 SD = 0.5
 

@@ -1,29 +1,46 @@
-"""End to end: train.py --smoke and eval.py into tmp_path, reload, resume, and bad inputs."""
+"""End to end: train --smoke and eval into tmp_path, reload, resume, determinism, the run machinery's guarantees
+(issue 18: NaN stops the run with exit 3, an unused --data-root is refused, eval writes only inside the run
+folder) and bad inputs."""
 
+import contextlib
+import io
 import json
-import sys
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
+from sfd import distill as sfd_distill
+from sfd.config import Config, build_denoiser
+from sfd.eval import main as eval_main
+from sfd.train import main as train_main
+from shared.results import check_default_output
 from shared.runs import RunDir, load_modules
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+FAST = ["--smoke", "--device", "cpu", "--quiet", "--threads", "1"]
+TRAIN_TEACHER = ["teacher_path=null", "width=32"]  # a tiny teacher trained in the run (not the committed one)
 
-import eval as sfd_eval  # noqa: E402
-import train as sfd_train  # noqa: E402
-from sfd.config import Config, build_denoiser  # noqa: E402
 
-FAST = ["--smoke", "--device", "cpu", "--quiet"]
+def drop_time(rows):
+    return [{k: v for k, v in r.items() if k != "time"} for r in rows]
 
 
 @pytest.fixture(scope="module")
 def toy_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    result = sfd_train.main(["--config", str(ROOT / "configs/toy2d.yaml"), *FAST, "--out", str(out)])
+    result = train_main(["--config", str(ROOT / "configs/toy2d.yaml"), *FAST, "width=32", "--out", str(out)])
     return Path(result["run"]), result
+
+
+def test_default_smoke_prints_the_readme_lines(tmp_path):
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        result = train_main(["--smoke", "--device", "cpu", "--threads", "1", "--out", str(tmp_path / "runs")])
+    check_default_output(ROOT / "README.md", stdout.getvalue())
+    assert result["rows"][-1]["method"] == "SFD"
 
 
 def test_smoke_train_writes_a_complete_run_and_reloads(toy_run):
@@ -31,49 +48,104 @@ def test_smoke_train_writes_a_complete_run_and_reloads(toy_run):
     run = RunDir.open(path)
     cfg = run.read_config(Config)
     assert cfg.dataset == "toy2d" and cfg.thresholding is False
-    for name in ("config.json", "metrics.jsonl", "log.txt", "eval.json", "checkpoints/student.safetensors",
-                 "checkpoints/teacher.safetensors"):
+    assert json.loads((path / "config.json").read_text())["meta"]["threads"] == 1
+    for name in ("config.json", "metrics.jsonl", "log.txt", "eval.json", "status.json",
+                 "checkpoints/last/weights.safetensors", "checkpoints/teacher/weights.safetensors"):
         assert (path / name).is_file(), name
+    assert run.status()["state"] == "finished"
     student = build_denoiser(cfg)
-    load_modules(path / "checkpoints/student.safetensors", {"student": student})
-    rows = json.loads((path / "eval.json").read_text())["rows"]
+    load_modules(path / "checkpoints/last", {"student": student})
+    rows = json.loads((path / "eval.json").read_text())["train"]["rows"]
     methods = [r["method"] for r in rows]
     assert methods[-1] == "SFD" and "Euler + AFS" in methods and "DPM-Solver++(3M) + AFS" in methods
     assert all(r["swd_data"] >= 0 for r in rows)
     sfd_rows = [r for r in run.read_metrics() if r.get("phase") == "sfd"]
-    assert [r["iteration"] for r in sfd_rows] == list(range(cfg.distill_iters)) and all(len(r["step_losses"]) == 2 for r in sfd_rows)
+    assert [r["iteration"] for r in sfd_rows] == list(range(cfg.distill_iters))
+    assert all(len(r["step_losses"]) == 2 for r in sfd_rows)
 
 
-def test_eval_samples_at_other_nfes_and_draws_a_figure(toy_run):
+def test_eval_samples_at_other_nfes_draws_a_figure_and_writes_only_inside_the_run(toy_run, tmp_path, monkeypatch):
     path, _ = toy_run
-    rows = sfd_eval.main(["--run", str(path), "--nfe", "2", "3", "--device", "cpu", "eval_samples=64"])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    outside = lambda: {p: p.stat().st_mtime_ns for p in path.parent.rglob("*")  # noqa: E731
+                       if path not in p.parents and p != path}
+    before = outside()
+    rows = eval_main([str(path), "--nfe", "2", "3", "--device", "cpu", "--quiet", "eval_samples=64"])
+    assert outside() == before and not any(elsewhere.iterdir())
     assert {r["nfe"] for r in rows[1:]} == {2, 3}
     assert (path / "samples_nfe2.png").stat().st_size > 1000
-    assert json.loads((path / "eval.json").read_text())["nfe"] == [2, 3]
+    saved = json.loads((path / "eval.json").read_text())
+    assert saved["eval"]["nfe"] == [2, 3] and "rows" in saved["train"]  # what train wrote is kept
+    with pytest.raises(SystemExit) as exc:  # eval cannot change how the run was trained
+        eval_main([str(path), "--device", "cpu", "--quiet", "num_steps=5"])
+    assert exc.value.code == 2
 
 
-def test_resume_reaches_the_same_student(toy_run, tmp_path):
+def test_same_seed_gives_the_same_run(toy_run, tmp_path):
     path, _ = toy_run
-    # a copy of the finished run, cut back to its mid-distillation checkpoint
-    import shutil
-
-    cut = tmp_path / "cut"
-    shutil.copytree(path, cut)
-    (cut / "checkpoints/student.safetensors").unlink()
-    sfd_train.main(["--resume", str(cut), "--device", "cpu", "--quiet"])
-    a, b = build_denoiser(Config(dataset="toy2d", width=32)), build_denoiser(Config(dataset="toy2d", width=32))
-    load_modules(path / "checkpoints/student.safetensors", {"student": a})
-    load_modules(cut / "checkpoints/student.safetensors", {"student": b})
-    for p, q in zip(a.parameters(), b.parameters()):
-        assert torch.allclose(p, q, atol=1e-6)
-    rows = [r["iteration"] for r in RunDir.open(cut).read_metrics() if r.get("phase") == "sfd"]
-    assert rows == sorted(set(rows))  # no iteration logged twice
+    again = train_main(["--config", str(ROOT / "configs/toy2d.yaml"), *FAST, "width=32", "--out", str(tmp_path)])
+    assert drop_time(RunDir.open(path).read_metrics()) == drop_time(RunDir.open(again["run"]).read_metrics())
 
 
-def test_digits_sfdv_smoke_reusing_a_teacher(toy_run, tmp_path):
-    teacher_run = sfd_train.main([*FAST, "--out", str(tmp_path), "total_kimg=0.016"])["run"]
-    result = sfd_train.main([*FAST, "--out", str(tmp_path), f"teacher_path={teacher_run}", "step_condition=true",
-                             "step_choices=[4,5]"])
+def test_resume_after_a_kill_reaches_the_uninterrupted_student(toy_run, tmp_path, monkeypatch):
+    import sfd.train as sfd_train
+
+    path, _ = toy_run
+    real, calls = sfd_train.teacher_trajectory, {"n": 0}
+
+    def dies_in_iteration_3(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # after the iteration-2 checkpoint (ckpt_every = 2 in --smoke)
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sfd_train, "teacher_trajectory", dies_in_iteration_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_main(["--config", str(ROOT / "configs/toy2d.yaml"), *FAST, "width=32", "--out", str(tmp_path)])
+    monkeypatch.setattr(sfd_train, "teacher_trajectory", real)
+    (killed,) = [p.parent for p in tmp_path.glob("*/config.json")]
+    assert RunDir.open(killed).checkpoint_info("last").step == 2 and RunDir.open(killed).status()["state"] == "running"
+    train_main(["--resume", str(killed), "--device", "cpu", "--quiet", "--threads", "1"])
+    full, resumed = build_denoiser(Config(dataset="toy2d", width=32)), build_denoiser(Config(dataset="toy2d", width=32))
+    load_modules(path / "checkpoints/last", {"student": full})
+    load_modules(killed / "checkpoints/last", {"student": resumed})
+    for p, q in zip(full.parameters(), resumed.parameters()):
+        assert torch.equal(p, q)
+    assert drop_time(RunDir.open(path).read_metrics()) == drop_time(RunDir.open(killed).read_metrics())
+
+
+def test_nan_loss_stops_the_run_with_exit_3_and_saves_nothing_non_finite(tmp_path, monkeypatch, capsys):
+    real = sfd_distill.trajectory_loss
+    calls = {"n": 0}
+
+    def poisoned(student_out, teacher_out, metric="l1"):
+        calls["n"] += 1
+        loss = real(student_out, teacher_out, metric)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(sfd_distill, "trajectory_loss", poisoned)
+    with pytest.raises(SystemExit) as exc:
+        train_main([*FAST, *TRAIN_TEACHER, "--out", str(tmp_path)])
+    assert exc.value.code == 3
+    err = capsys.readouterr().err
+    assert "diverged at step 1, student step" in err and "loss = nan" in err
+    files = list(tmp_path.rglob("*.safetensors"))
+    assert files and all(torch.isfinite(t).all() for f in files for t in load_file(f).values())
+
+
+def test_unused_data_root_is_refused_before_anything_is_written(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        train_main([*FAST, "--data-root", str(tmp_path), "--out", str(tmp_path / "runs")])
+    assert exc.value.code == 2 and "not read" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_digits_sfdv_smoke_reusing_a_teacher(tmp_path):
+    teacher_run = train_main([*FAST, "--out", str(tmp_path), *TRAIN_TEACHER, "total_kimg=0.016"])["run"]
+    result = train_main([*FAST, "--out", str(tmp_path), f"teacher_path={teacher_run}", "width=32",
+                         "step_condition=true", "step_choices=[4,5]"])
     rows = result["rows"]
     assert [r["nfe"] for r in rows if r["method"] == "SFD-v"] == [2, 3]
     assert all("fd_data" in r for r in rows)
@@ -81,27 +153,29 @@ def test_digits_sfdv_smoke_reusing_a_teacher(toy_run, tmp_path):
     assert steps <= {4, 5}
 
 
-def test_bad_inputs(tmp_path, toy_run):
-    with pytest.raises(SystemExit):  # unknown config key: argparse error naming the valid keys
-        sfd_train.main([*FAST, "--out", str(tmp_path), "num_step=4"])
-    with pytest.raises(FileNotFoundError, match="neither a run folder"):
-        sfd_train.main([*FAST, "--out", str(tmp_path), f"teacher_path={tmp_path / 'missing'}"])
-    with pytest.raises(FileNotFoundError, match="UNet2DModel"):
-        sfd_train.main([*FAST, "--out", str(tmp_path), "dataset=cifar10", f"teacher_path={tmp_path}"])
-    with pytest.raises(ValueError, match="leaves no network call"):
-        sfd_train.main([*FAST, "--out", str(tmp_path), "num_steps=2"])
-    with pytest.raises(FileNotFoundError, match="not a run folder"):
-        sfd_eval.main(["--run", str(tmp_path)])
+def test_bad_inputs_give_clear_errors_before_a_run_folder_exists(tmp_path, toy_run, capsys):
+    out = ["--out", str(tmp_path / "runs")]
+    cases = [(["num_step=4"], "num_step"),  # unknown config key
+             ([f"teacher_path={tmp_path / 'missing'}"], "neither a run folder"),
+             (["dataset=cifar10", f"teacher_path={tmp_path}"], "UNet2DModel"),
+             (["num_steps=2"], "leaves no network call")]
+    for overrides, message in cases:
+        with pytest.raises(SystemExit) as exc:
+            train_main([*FAST, *out, *overrides])
+        assert exc.value.code == 2 and message in capsys.readouterr().err, overrides
+    assert not (tmp_path / "runs").exists()
+    with pytest.raises(SystemExit) as exc:
+        eval_main([str(tmp_path)])
+    assert exc.value.code == 2 and "not a run folder" in capsys.readouterr().err
     # a corrupt student checkpoint: a clear error, and the file is left as it was
     path, _ = toy_run
-    import shutil
-
     broken = tmp_path / "broken"
     shutil.copytree(path, broken)
-    target = broken / "checkpoints/student.safetensors"
+    target = broken / "checkpoints/last/weights.safetensors"
     target.write_bytes(b"not a safetensors file")
-    with pytest.raises(ValueError, match="corrupt or not a safetensors file"):
-        sfd_eval.main(["--run", str(broken), "--device", "cpu"])
+    with pytest.raises(SystemExit) as exc:
+        eval_main([str(broken), "--device", "cpu", "--quiet"])
+    assert exc.value.code == 2 and "does not match its manifest" in capsys.readouterr().err
     assert target.read_bytes() == b"not a safetensors file"
 
 
@@ -114,6 +188,18 @@ def test_cifar10_root_layout_error(tmp_path):
 
 def test_second_stage_smoke_distils_one_nfe_from_an_sfd_run(toy_run, tmp_path):
     path, _ = toy_run
-    result = sfd_train.main(["--config", str(ROOT / "configs/second_stage.yaml"), *FAST, "--out", str(tmp_path),
-                             f"teacher_path={path}", "dataset=toy2d", "thresholding=false", "sigma_data=1.0"])
+    result = train_main(["--config", str(ROOT / "configs/second_stage.yaml"), *FAST, "--out", str(tmp_path),
+                         f"teacher_path={path}", "dataset=toy2d", "thresholding=false", "sigma_data=1.0",
+                         "width=32"])
     assert result["rows"][-1]["method"] == "SFD" and result["rows"][-1]["nfe"] == 1
+
+
+def test_reproduce_entry_point_parses_and_rejects_bad_threads(capsys):
+    from sfd.reproduce import main as reproduce_main
+
+    with pytest.raises(SystemExit) as exc:
+        reproduce_main(["--help"])
+    assert exc.value.code == 0 and "--threads" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        reproduce_main(["--threads", "0"])
+    assert exc.value.code == 2

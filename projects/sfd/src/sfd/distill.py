@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from sfd.solvers import afs_direction, polynomial_schedule, sample, teacher_schedule
+from shared.runs import guard_finite
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,14 @@ def euler_step(net: torch.nn.Module, x: torch.Tensor, t_cur: torch.Tensor, t_nex
 def sfd_iteration(student: torch.nn.Module, optimizer: torch.optim.Optimizer, teacher_traj: list[torch.Tensor],
                   t_steps: torch.Tensor, *, afs: bool = True, metric: str = "l1", global_view: bool = True,
                   perceptual: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                  perceptual_weight: float = 1.0) -> list[float]:
+                  perceptual_weight: float = 1.0, iteration: int | None = None) -> list[float]:
     """One SFD iteration over one batch of teacher trajectories; returns the loss of each student step.
 
     ``global_view`` (SFD) feeds step i + 1 with the student's own detached output; ``False`` (the "local"
     ablation) feeds it with the teacher's state. ``perceptual`` (second stage) adds
-    ``perceptual_weight·perceptual(x^S, x^T)`` at the last step.
+    ``perceptual_weight·perceptual(x^S, x^T)`` at the last step. A non-finite loss stops training
+    (``shared.runs.guard_finite``: ``DivergenceError`` naming ``iteration`` and the student step) before any
+    update; non-finite gradients of a finite loss are zeroed as in the official code.
     """
     t_steps = t_steps.to(device=teacher_traj[0].device, dtype=teacher_traj[0].dtype)
     num_steps = len(t_steps)
@@ -93,6 +96,7 @@ def sfd_iteration(student: torch.nn.Module, optimizer: torch.optim.Optimizer, te
         loss = trajectory_loss(out, teacher_traj[i + 1], metric)
         if perceptual is not None and i == num_steps - 2:
             loss = loss + perceptual_weight * perceptual(out, teacher_traj[i + 1])
+        guard_finite(f"{iteration}, student step {i}" if iteration is not None else f"student step {i}", loss=loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         for p in student.parameters():  # official NaN guard

@@ -50,8 +50,10 @@ class DigitsClassifier(nn.Module):
 
 
 def train_digits_classifier(images: torch.Tensor, labels: torch.Tensor, steps: int = 400, seed: int = 0,
-                            batch: int = 128) -> tuple[DigitsClassifier, float]:
+                            batch: int = 128, quiet: bool = True) -> tuple[DigitsClassifier, float]:
     """Train the feature network on 80% of the real digits (fixed seed); return it and held-out accuracy."""
+    from shared.runs import progress
+
     gen = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(images), generator=gen)
     n_train = int(0.8 * len(images))
@@ -60,7 +62,7 @@ def train_digits_classifier(images: torch.Tensor, labels: torch.Tensor, steps: i
         torch.manual_seed(seed)
         model = DigitsClassifier()
         opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-        for _ in range(steps):
+        for _ in progress(range(steps), desc="feature classifier", quiet=quiet, leave=False):
             idx = tr[torch.randint(len(tr), (batch,), generator=gen)]
             loss = F.cross_entropy(model(images[idx]), labels[idx])
             opt.zero_grad()

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import torch
 
-from shared.runs import RunDir, load_modules
 from sfd.config import Config, build_denoiser
 from sfd.data import data_shape, digit_images, toy_points
 from sfd.distill import denoiser_fn, student_sample
 from sfd.evaluation import DigitsClassifier, digits_scores, toy_scores, train_digits_classifier
 from sfd.networks import DiffusersVPDenoiser
 from sfd.solvers import polynomial_schedule, sample
+from shared.runs import RunDir, load_modules
 
 PROJECT = Path(__file__).resolve().parents[2]  # projects/sfd
 
@@ -30,9 +30,9 @@ def load_teacher(cfg: Config, device: torch.device) -> torch.nn.Module:
             path = PROJECT / path  # e.g. the committed results/digits_teacher/teacher.safetensors
         source = RunDir.open(path).read_config(Config) if path.is_dir() else cfg  # the architecture it was built with
         teacher = build_denoiser(source, step_condition=cfg.second_stage and source.step_condition)
-        if path.is_dir():
-            key = "student" if cfg.second_stage else "teacher"
-            load_modules(path / "checkpoints" / f"{key}.safetensors", {key: teacher})
+        if path.is_dir():  # the run's teacher, or (second stage) its final student, the set "last"
+            key, name = ("student", "last") if cfg.second_stage else ("teacher", "teacher")
+            load_modules(RunDir.open(path).checkpoint_info(name).path, {key: teacher})
         elif path.suffix == ".safetensors":
             load_modules(path, {"teacher": teacher})
         else:
@@ -52,7 +52,7 @@ class EvalSet:
 
 
 def make_eval_set(cfg: Config, teacher: torch.nn.Module, device: torch.device, n: int | None = None,
-                  seed: int = 12345) -> EvalSet:
+                  seed: int = 12345, quiet: bool = True) -> EvalSet:
     n = n or cfg.eval_samples
     gen = torch.Generator().manual_seed(seed)
     x_T = (torch.randn((n, *data_shape(cfg.dataset)), generator=gen, dtype=torch.float64) * cfg.sigma_max)
@@ -64,7 +64,7 @@ def make_eval_set(cfg: Config, teacher: torch.nn.Module, device: torch.device, n
         # as many true samples as generated ones: shared.metrics.sliced_wasserstein is fast (a sort) for equal sizes
         return EvalSet(x_T, reference, toy_points(n, seed=seed + 1).to(device))
     images, labels = digit_images()
-    classifier, acc = train_digits_classifier(images, labels, steps=cfg.classifier_steps)
+    classifier, acc = train_digits_classifier(images, labels, steps=cfg.classifier_steps, quiet=quiet)
     return EvalSet(x_T, reference, images.to(device), classifier, acc)
 
 
@@ -105,12 +105,15 @@ def reference_row(cfg: Config, ev: EvalSet) -> dict:
 
 
 def metric_names(cfg: Config) -> tuple[str, ...]:
-    return ("swd_data", "swd_teacher", "l2_teacher") if cfg.dataset == "toy2d" else ("fd_data", "fd_teacher", "l2_teacher")
+    if cfg.dataset == "toy2d":
+        return ("swd_data", "swd_teacher", "l2_teacher")
+    return ("fd_data", "fd_teacher", "l2_teacher")
 
 
 def format_table(cfg: Config, rows: list[dict]) -> str:
+    """The comparison as ``|``-separated lines (single spaces, so that its layout does not depend on the values)."""
     names = metric_names(cfg)
-    lines = [f"{'method':<32} {'NFE':>4} " + " ".join(f"{n:>12}" for n in names)]
+    lines = [" | ".join(["method", "NFE", *names])]
     for r in rows:
-        lines.append(f"{r['method']:<32} {r['nfe']:>4} " + " ".join(f"{r[n]:>12.4f}" for n in names))
+        lines.append(" | ".join([r["method"], str(r["nfe"]), *(f"{r[n]:.4f}" for n in names)]))
     return "\n".join(lines)
