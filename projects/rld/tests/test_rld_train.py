@@ -177,3 +177,14 @@ def test_corrupt_checkpoint_is_reported_and_nothing_is_lost(tmp_path, capsys):
     assert exc.value.code == 2
     assert (run / "metrics.jsonl").read_text() == metrics_before
     assert (run / "checkpoints" / "best" / "weights.safetensors").is_file()
+
+
+def test_reproduce_entry_point_parses_and_rejects_bad_threads(capsys):
+    from rld.reproduce import main as reproduce_main
+
+    with pytest.raises(SystemExit) as exc:
+        reproduce_main(["--help"])
+    assert exc.value.code == 0 and "--threads" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        reproduce_main(["--threads", "0"])
+    assert exc.value.code == 2
