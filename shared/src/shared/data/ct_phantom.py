@@ -113,7 +113,7 @@ def chest_ct_phantom(label: int, shape: tuple[int, int, int] = (64, 64, 64),
 
     # Two lungs (x < 0 is side 0), separated by the mediastinum.
     lungs, lung_r = [], []
-    for side, sign in enumerate((-1.0, 1.0)):
+    for sign in (-1.0, 1.0):
         lung = {"center": np.array([rng.uniform(-0.05, 0.05), rng.uniform(-0.05, 0.05),
                                     sign * rng.uniform(0.38, 0.44)], np.float32),
                 "radii": np.array([rng.uniform(0.8, 0.9), rng.uniform(0.45, 0.52),

@@ -42,7 +42,7 @@ def lite0_weights_path() -> Path:
 
 
 def lite0_state_dict() -> OrderedDict[str, torch.Tensor]:
-    """The package's ImageNet state dict renamed to timm's ``tf_efficientnet_lite0`` keys (by position, shape-checked)."""
+    """The ImageNet state dict renamed to timm's ``tf_efficientnet_lite0`` keys (by position, shape-checked)."""
     import timm
 
     source = torch.load(lite0_weights_path(), map_location="cpu", weights_only=True)
