@@ -190,6 +190,7 @@ def test_overlapping_aspects_share_a_branch_and_prompts_are_cumulative():
     assert branches[-1].prompt == apply_edits(src_prompt, aspects) == (
         "a big blue circle on the left on a striped background")
     assert branches[0].local_words == ["big", "blue"] and not branches[0].shape_change and branches[1].shape_change
+    assert branches[1].local_words == []  # the official demo blends no word in the global branch
 
 
 # ------------------------------------------------------------------------------------------------- DDCM

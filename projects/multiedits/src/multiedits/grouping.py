@@ -239,7 +239,8 @@ def branch_prompts(source_prompt: str, groups: list[tuple[str, list[Aspect]]], o
     for kind, group in groups:
         done = done + group
         prompt = apply_edits(source_prompt, [a for a in order if a in done])
-        local = [w for a in group for w in a.key_words]
+        # official demo: blended_word_list gets the group's object nouns, "" for the global branch (no blend)
+        local = [] if kind == "global" else [w for a in group for w in a.key_words]
         branches.append(Branch(list(group), kind, prompt, base, local))
         base = prompt
     return branches
