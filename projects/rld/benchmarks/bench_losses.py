@@ -116,8 +116,8 @@ def numerics() -> dict:
         (grad,) = torch.autograd.grad(value, zs_u)
         finite = bool(torch.isfinite(value) and torch.isfinite(grad).all())
         under[name] = {"loss": float(value.detach()), "finite": finite}
-    return {"float64_abs_diff_loss": abs(float((a - b).detach())), "float64_max_abs_diff_grad": float((ga - gb).abs().max()),
-            "underflow_case": under}
+    return {"float64_abs_diff_loss": abs(float((a - b).detach())),
+            "float64_max_abs_diff_grad": float((ga - gb).abs().max()), "underflow_case": under}
 
 
 def main(argv: list[str] | None = None) -> None:
