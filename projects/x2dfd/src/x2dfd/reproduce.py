@@ -37,7 +37,11 @@ SPLITS = ("in_domain", "unseen_manip", "unseen_family")
 
 
 def _stats(values) -> tuple[float, float]:
+    """Mean and sample sd over seeds, ignoring NaN (an undefined correlation when every answer is the same)."""
     v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return float("nan"), float("nan")
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
 
@@ -153,8 +157,17 @@ def main(argv=None) -> dict:
     ap.add_argument("--results", type=Path, default=PROJECT / "results" / "reproduce.json")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--retable", action="store_true",
+                    help="only recompute the tables of an existing --results file from its raw per-seed data")
     ap.add_argument("overrides", nargs="*", metavar="key=value")
     args = ap.parse_args(argv)
+    if args.retable:
+        out = json.loads(args.results.read_text())
+        tables = summarise(out["raw"], out["mfa"], out["mfa_random_tower"], out["sfs"], out["seeds"])
+        out["tables"] = {**out["tables"], **tables}
+        args.results.write_text(json.dumps(out, indent=1) + "\n")
+        print(f"recomputed the tables of {args.results}")
+        return out
     t0 = time.time()
     raw: dict[str, list[dict]] = {name: [] for name in VARIANTS}
     runs: dict[str, list[str]] = {name: [] for name in VARIANTS}
