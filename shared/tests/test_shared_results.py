@@ -47,3 +47,9 @@ def test_default_output_format_check(tmp_path):
     readme.write_text("no quoted output")
     with pytest.raises(ValueError, match="quotes no default-run output"):
         check_default_output(readme, printed)
+
+
+def test_default_output_ignores_column_widths():
+    from shared.results import output_shape
+
+    assert output_shape("| SFD   | 185.6 |") == output_shape("| SFD | 1185.63 |")

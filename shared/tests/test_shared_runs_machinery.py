@@ -219,3 +219,18 @@ def test_torn_metrics_tail_is_skipped(tmp_path):
     assert [r["step"] for r in run.read_metrics()] == [1]
     run.rewind_metrics(1)
     assert json.loads((run.path / "metrics.jsonl").read_text())["step"] == 1
+
+
+def test_torn_set_without_fallback_is_an_error_not_a_fresh_start(tmp_path):
+    run = RunDir.create(tmp_path, "t")
+    assert not run.has_checkpoint("last")
+    path = run.save_checkpoint("last", {"m": torch.nn.Linear(2, 2)}, state={"step": 1})
+    (path / "weights.safetensors").write_bytes(b"torn")
+    assert run.has_checkpoint("last")  # resume code then loads, and the load says what is wrong
+    with pytest.raises(CheckpointError, match="does not match its manifest"):
+        run.load_checkpoint("last", {"m": torch.nn.Linear(2, 2)})
+
+
+def test_pairs_may_stand_between_flags(tmp_path):
+    s = start(Cfg, ["steps=7", "--out", str(tmp_path / "runs"), "seed=2", "--threads", "1"], tag="t")
+    assert (s.cfg.steps, s.cfg.seed) == (7, 2)

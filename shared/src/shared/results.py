@@ -105,8 +105,9 @@ def quoted_output(readme: str | Path) -> str:
 
 
 def output_shape(text: str) -> list[str]:
-    """Lines with run folders written ``runs/<run>`` and every number written ``#`` (the format, not the values)."""
-    lines = [_NUMBER.sub("#", _RUN.sub("runs/<run>", line.strip())) for line in text.splitlines()]
+    """Lines with run folders written ``runs/<run>``, every number ``#`` and runs of spaces one space (the format,
+    not the values: a fixed-width table keeps its shape when a number's width changes)."""
+    lines = [" ".join(_NUMBER.sub("#", _RUN.sub("runs/<run>", line.strip())).split()) for line in text.splitlines()]
     return [line for line in lines if line]
 
 

@@ -8,23 +8,26 @@
   :func:`sliced_wasserstein`, :func:`mmd`.
 """
 
-from shared.metrics.classification import (
-    accuracy,
-    confusion_matrix,
-    equal_error_rate,
-    precision_recall_f1,
-    roc_auc,
-    topk_accuracy,
-)
-from shared.metrics.distribution import (
-    frechet_distance,
-    frechet_distance_from_stats,
-    gaussian_stats,
-    mmd,
-    sliced_wasserstein,
-)
-from shared.metrics.image import mse, psnr, ssim
-from shared.metrics.pixel import minmax_normalize, pixel_metrics, pixel_scores
+import importlib
+
+# Imported on first use, so that importing ``shared.metrics`` does not load scikit-learn, scipy and scikit-image.
+_WHERE = {
+    "classification": ("accuracy", "confusion_matrix", "equal_error_rate", "precision_recall_f1", "roc_auc",
+                       "topk_accuracy"),
+    "distribution": ("frechet_distance", "frechet_distance_from_stats", "gaussian_stats", "mmd", "sliced_wasserstein"),
+    "image": ("mse", "psnr", "ssim"),
+    "pixel": ("minmax_normalize", "pixel_metrics", "pixel_scores"),
+}
+_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
+
+
+def __getattr__(name: str):
+    if name in _MODULE_OF:
+        value = getattr(importlib.import_module(f"shared.metrics.{_MODULE_OF[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'shared.metrics' has no attribute {name!r}")
+
 
 __all__ = [
     "accuracy",

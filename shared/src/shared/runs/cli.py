@@ -222,7 +222,7 @@ def parse_args(config_cls, argv: list[str] | None = None, *, parser: argparse.Ar
     name (``seed``, ``device``, ``data_root``) when the dataclass has them.
     """
     parser = parser or build_parser(config_cls, description)
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     try:
         cfg = config_cls()
         if args.config is not None:

@@ -224,12 +224,12 @@ class RunDir:
         return ckpt.load_set(self.checkpoint_info(name), modules, optimizers=optimizers, restore_rng=restore_rng)
 
     def has_checkpoint(self, name: str) -> bool:
-        """Whether a complete set ``name`` (or its previous copy) exists."""
-        try:
-            ckpt.find_set(self.checkpoints, name)
-        except ckpt.CheckpointError:
-            return False
-        return True
+        """Whether a set ``name`` was ever committed (``name/`` or ``name.prev/`` exists), complete or not.
+
+        Resume code asks this, then loads: a set that exists but is torn beyond its fallback makes the load fail
+        with a clear error instead of a silent restart from scratch.
+        """
+        return (self.checkpoints / name).is_dir() or (self.checkpoints / f"{name}.prev").is_dir()
 
     # ---- status and eval.json ----------------------------------------------------------------------------
     def set_status(self, state: str, **fields: Any) -> None:

@@ -143,7 +143,7 @@ def start(config_cls, argv: list[str] | None = None, *, tag: str | Callable[[Any
         packages: distributions whose versions go into ``config.json``.
     """
     parser = parser or build_parser(config_cls, description)
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # key=value pairs may stand before, between or after the flags
     try:
         run = None
         if args.resume is not None:
@@ -202,7 +202,7 @@ def open_run(config_cls, argv: list[str] | None = None, *, parser: argparse.Argu
              description: str = "", checkpoint: str | None = None) -> Evaluating:
     """Open ``RUN`` for evaluation by the rules in the module docstring (exit 2 with a clear message if not)."""
     parser = parser or build_eval_parser(description)
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     path = args.run if args.run is not None else args.run_option
     try:
         if path is None:
