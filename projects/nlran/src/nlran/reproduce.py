@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
         stat = lambda key: _mean_std([r["test"][key] for r in per_seed])  # noqa: E731
         b = boot[arch]
         ratio = np.mean([raw[arch][s]["train_step_ms"] / raw[step_ref][s]["train_step_ms"] for s in seeds])
-        cls_rows.append([NAMES[arch], per_seed[0]["parameters"], round(per_seed[0]["gmac_per_volume"], 4),
+        cls_rows.append([NAMES[arch], per_seed[0]["parameters"], round(per_seed[0]["gmac_per_volume"] * 1000, 1),
                          float(ratio), b["mean"], f"[{b['ci_low']:.3f}, {b['ci_high']:.3f}]", stat("auc_macro")[1],
                          (f"{b['diff_mean']:+.3f} [{b['diff_ci_low']:+.3f}, {b['diff_ci_high']:+.3f}]"
                           if "diff_mean" in b else "—"),
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
     results = {
         "tables": {
             "classification": {
-                "columns": ["model", "params", "GMAC/volume", "step time / ResNet's", "AUC (macro, mean)",
+                "columns": ["model", "params", "MMAC/volume", "step time / ResNet's", "AUC (macro, mean)",
                             "AUC 95% CI", "AUC seed std", "AUC - NL-RAN [95% CI]", "precision (macro)",
                             "F1 (macro)", "accuracy"],
                 "rows": cls_rows, "floatfmt": ".3f"},
