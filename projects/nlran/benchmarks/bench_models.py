@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds (median); one warm-up round before")
     parser.add_argument("--json", type=Path, default=None, help="write the table here (e.g. results/bench.json)")
     args = parser.parse_args(argv)
+    wall = time.time()
     torch.set_num_threads(args.threads)
     cfg = apply_overrides(Config(), load_config_file(Path(__file__).resolve().parents[1] / "configs" / "cpu.yaml"))
     size = tuple(cfg.volume_size)
@@ -80,7 +81,8 @@ def main(argv: list[str] | None = None) -> dict:
         "columns": ["model", "params", "MMAC/volume", "train step / ResNet's", "inference / ResNet's",
                     "train step ms (batch 8)", "inference ms/volume"], "rows": rows, "floatfmt": ".3f"}},
         "volume_size": list(size), "batch_size": cfg.batch_size, "threads": args.threads, "repeats": args.repeats,
-        "load_average": list(os.getloadavg()), "versions": package_versions("nlran"),
+        "load_average": list(os.getloadavg()), "seeds": [0], "wall_time_s": time.time() - wall,
+        "versions": package_versions("nlran"),
         "command": "uv run benchmarks/bench_models.py " + " ".join(argv if argv is not None else [])}
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -19,12 +19,16 @@ from __future__ import annotations
 import argparse
 import json
 import plistlib
+import sys
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from shared.runs import package_versions
 
 INVESALIUS_EXAMPLE = Path("/usr/share/doc/invesalius-examples/examples/Cranium.inv3")
 APT_COMMAND = "apt-get install -y --no-install-recommends invesalius-examples"
@@ -141,6 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
     path = args.inv3 or find_invesalius_example()
     if path is None:
         raise SystemExit(f"no real CT: {INVESALIUS_EXAMPLE} is missing; install it with `{APT_COMMAND}`")
+    wall = time.time()
     hu, spacing, info = load_inv3(path)
     steps = preprocess_ct(hu, spacing, target_spacing=tuple(args.spacing), volume_size=tuple(args.volume_size))
     vol = steps["volume"]
@@ -149,7 +154,16 @@ def main(argv: list[str] | None = None) -> dict:
                "input_range": [float(vol.min()), float(vol.max())], "input_mean": float(vol.mean())}
     figure = plot_real_ct(hu, steps, args.out / "real_ct.png",
                           f"{info['name']} ({Path(path).name}): window [-1200, 600] HU, {args.spacing} mm, body crop")
-    (args.out / "real_ct.json").write_text(json.dumps(summary, indent=2) + "\n")
+    target = " x ".join(f"{s:.3f}" for s in args.spacing)
+    steps_table = [["raw scan (HU)", str(tuple(hu.shape)), " x ".join(f"{s:.3f}" for s in spacing)],
+                   ["windowed [-1200, 600] HU -> [0, 1]", str(tuple(steps["windowed"].shape)), "same"],
+                   ["resampled", str(tuple(steps["resampled"].shape)), target],
+                   ["cropped to the body", str(tuple(steps["cropped"].shape)), target],
+                   ["network input", str(tuple(vol.shape[1:])), "resized"]]
+    out = {"tables": {"steps": {"columns": ["step", "shape (z, y, x)", "spacing mm"], "rows": steps_table}},
+           "summary": summary, "seeds": [], "versions": package_versions("nlran"), "wall_time_s": time.time() - wall,
+           "command": "uv run python -m nlran.realct " + " ".join(argv if argv is not None else sys.argv[1:])}
+    (args.out / "real_ct.json").write_text(json.dumps(out, indent=2) + "\n")
     print(f"{info['name']}: {tuple(hu.shape)} HU {info['hu_range']} -> {summary['resampled_shape']} at "
           f"{args.spacing} mm -> crop {summary['cropped_shape']} -> input {summary['input_shape']}; wrote {figure}")
     return summary
