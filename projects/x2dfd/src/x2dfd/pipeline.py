@@ -53,10 +53,13 @@ def run_mfa(mllm: MLLM, data: FaceSet, bank: list[dict], cfg, rng: np.random.Gen
     out = {"order": order.tolist(), "balanced_accuracy": acc.tolist(), "n_images": len(pick),
            "mean_p_yes": p_yes.mean(1)[order].tolist(),
            "questions": [bank[i]["feature"] for i in order], "top_k": [int(i) for i in order[: cfg.top_k]]}
+    # threshold-free diagnostic (not used to rank): ROC-AUC of P(yes) for fake vs real, per question
+    out["auc_p_yes"] = [roc_auc(data.labels[pick], p_yes[q]) for q in order]
     if heldout is not None:
         p_held = mfa.assess(mllm, mllm.pixel_values(heldout.images), heldout.labels == 1, bank)
         held = mfa.balanced_accuracy(p_held >= cfg.threshold, heldout.labels == 1)
         out["heldout_balanced_accuracy"] = held[order].tolist()
+        out["heldout_auc_p_yes"] = [roc_auc(heldout.labels, p_held[q]) for q in order]
         out["heldout_n_images"] = len(heldout)
     return out
 

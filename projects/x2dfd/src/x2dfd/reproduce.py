@@ -102,11 +102,13 @@ def summarise(raw: dict[str, list[dict]], mfa_runs: list[dict], null_runs: list[
         rho = [float(np.corrcoef(r["balanced_accuracy"], r["heldout_balanced_accuracy"])[0, 1])
                if np.std(r["balanced_accuracy"]) > 0 and np.std(r["heldout_balanced_accuracy"]) > 0 else float("nan")
                for r in rankings]
-        return [label] + ["{:.3f} ± {:.3f}".format(*_stats(v)) for v in (top1, held1, held3, spread, rho)]
+        auc3 = [float(np.mean(r["heldout_auc_p_yes"][:3])) if "heldout_auc_p_yes" in r else float("nan")
+                for r in rankings]
+        return [label] + ["{:.3f} ± {:.3f}".format(*_stats(v)) for v in (top1, held1, held3, spread, rho, auc3)]
 
     mfa_cols = ["base MLLM vision tower", "top-1 bal. acc. (MFA set)", "top-1 bal. acc. (held-out)",
                 "top-3 mean bal. acc. (held-out)", "max deviation of bal. acc. from 0.5 (held-out)",
-                "corr(MFA set, held-out) over 24 questions"]
+                "corr(MFA set, held-out) over 24 questions", "top-3 mean AUC of P(yes) (held-out)"]
     mfa_rows = [mfa_row("random tiny CLIP ViT (before)", null_runs),
                 mfa_row("frozen ImageNet EfficientNet-Lite0 (now)", mfa_runs)]
     top_rows = [[seed, " / ".join(r["questions"][:3]),
