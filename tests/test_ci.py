@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -48,3 +49,11 @@ def test_matrix_lists_every_project():
 def test_readme_has_the_train_command():
     text = (ROOT / "README.md").read_text()
     assert re.search(r"cd projects/\w+ && uv run train\.py", text)
+
+
+def test_lint_runs_in_ci():
+    command = "uv run --locked --all-packages ruff check ."
+    assert command in [line.strip() for line in (ROOT / ".ci/run").read_text().splitlines()]
+    steps = [s.get("run", "") for job in yaml.safe_load(WORKFLOW.read_text())["jobs"].values() for s in job["steps"]]
+    assert command in steps
+    assert "ruff" in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]

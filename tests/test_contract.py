@@ -15,6 +15,7 @@ from shared.results import result_blocks, sync_readme
 ROOT = Path(__file__).resolve().parents[1]
 PROJECTS = sorted(p for p in (ROOT / "projects").iterdir() if (p / "pyproject.toml").is_file())
 RESULT_KEYS = {"tables", "seeds", "versions", "wall_time_s", "command"}
+BENCH_KEYS = {"tables", "threads"}  # benchmarks/*.py output (results/bench*.json): timings, no seeds
 
 
 def test_top_level_layout():
@@ -62,7 +63,7 @@ def test_results_json(project: Path):
     for path in files:
         data = json.loads(path.read_text())
         assert isinstance(data, dict), f"{path}: must be a JSON object"
-        missing = RESULT_KEYS - data.keys()
+        missing = (BENCH_KEYS if path.name.startswith("bench") else RESULT_KEYS) - data.keys()
         assert not missing, f"{path}: missing keys {sorted(missing)}"
         assert data["tables"], f"{path}: 'tables' is empty"
 
@@ -80,7 +81,8 @@ def test_readme(project: Path):
 
 
 def test_test_file_names_are_unique():
-    files = [*ROOT.glob("tests/test_*.py"), *ROOT.glob("shared/tests/test_*.py"), *ROOT.glob("projects/*/tests/**/test_*.py")]
+    files = [*ROOT.glob("tests/test_*.py"), *ROOT.glob("shared/tests/test_*.py"),
+             *ROOT.glob("projects/*/tests/**/test_*.py")]
     names = Counter(p.name for p in files)
     assert not [n for n, c in names.items() if c > 1], f"duplicate test file names: {names}"
 
