@@ -38,7 +38,10 @@ VERIFIERS = {
     "VLM, ImageNet Lite0 tower, full": ["model=vlm"],
     "VLM, random SigLIP, full": ["model=vlm", "vlm.vision_tower=siglip", "vlm.freeze_vision=false", "vlm.lr=0.001"],
     "VLM, random SigLIP, LoRA": ["model=vlm", "vlm.vision_tower=siglip", "vlm.tuning=lora", "vlm.lr=0.003"],
+    "VLM, ImageNet Lite0 tower, full, answer only": ["model=vlm", "vlm.explain=false"],
 }
+DEFAULT_VERIFIERS = list(VERIFIERS)[:4]
+"""The default comparison; the answer-only variant (no explanation in the target) is run with --verifiers."""
 """The budget (48 writers, 4 epochs each, VLM input 64 x 64) is configs/cpu.yaml; these change the model only."""
 
 
@@ -106,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cot-pairs", type=int, default=100, help="pairs for the zero-shot protocol (50 + 50)")
     parser.add_argument("--cot-transport", choices=["official", "image_url"], default="official")
     parser.add_argument("--answer-pairs", type=int, default=200, help="VLM test pairs whose answers are generated")
-    parser.add_argument("--verifiers", nargs="+", choices=list(VERIFIERS), default=list(VERIFIERS),
+    parser.add_argument("--verifiers", nargs="+", choices=list(VERIFIERS), default=DEFAULT_VERIFIERS,
                         help="a subset of the verifiers (default: all)")
     parser.add_argument("--set", nargs="+", default=[], metavar="key=value",
                         help="config overrides for every run (e.g. vlm.epochs=12), recorded in the JSON")
