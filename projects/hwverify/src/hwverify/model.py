@@ -15,7 +15,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import resnet18
 
 IMAGENET_WEIGHTS = "resnet18-f37072fd.pth"
 
@@ -26,6 +25,8 @@ def build_backbone(weights: str | None = None) -> nn.Module:
     The 1-channel ``conv1`` is new (SSL-HV replaces ``conv1`` with a freshly initialised layer too); with
     ImageNet weights it starts from the sum of the pretrained RGB kernels, the usual grey conversion.
     """
+    from torchvision.models import resnet18  # imported here: torchvision's import pulls in torch._dynamo (~4 s)
+
     net = resnet18(weights=None)
     if weights is not None:
         path = Path(weights).expanduser()
