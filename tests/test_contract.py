@@ -91,3 +91,8 @@ def test_root_readme_lists_every_project():
     text = (ROOT / "README.md").read_text()
     for project in PROJECTS:
         assert f"projects/{project.name}" in text, f"root README does not list projects/{project.name}"
+
+
+def test_root_readme_tables_in_sync():
+    stale = sync_readme(ROOT / "README.md", write=False)
+    assert not stale, f"README.md tables out of sync with their JSON: {stale}"
