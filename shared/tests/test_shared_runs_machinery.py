@@ -234,3 +234,17 @@ def test_torn_set_without_fallback_is_an_error_not_a_fresh_start(tmp_path):
 def test_pairs_may_stand_between_flags(tmp_path):
     s = start(Cfg, ["steps=7", "--out", str(tmp_path / "runs"), "seed=2", "--threads", "1"], tag="t")
     assert (s.cfg.steps, s.cfg.seed) == (7, 2)
+
+
+def test_non_finite_tensors_names_the_bad_tensor(tmp_path):
+    from shared.runs import CheckpointMissing, non_finite_tensors
+
+    with pytest.raises(CheckpointMissing, match="nothing to check"):
+        non_finite_tensors(tmp_path)
+    m = torch.nn.Linear(2, 2)
+    ckpt.save_set(tmp_path, "last", {"m": m})
+    assert non_finite_tensors(tmp_path) == []
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.tensor([1.0, float("inf")]), "n": torch.tensor([3])}, str(tmp_path / "bad.safetensors"))
+    assert non_finite_tensors(tmp_path) == [f"{tmp_path / 'bad.safetensors'}:w"]

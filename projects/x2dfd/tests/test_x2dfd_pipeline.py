@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from shared.metrics import roc_auc
+from shared.runs import non_finite_tensors
 from x2dfd import eval as x2_eval
 from x2dfd import train as x2_train
 from x2dfd.data import DeepfakeBenchRoot
@@ -95,10 +96,7 @@ def test_nan_loss_stops_with_exit_3(tmp_path, capsys):
                        "nan_at_step=3"])
     assert err.value.code == 3
     assert "step 3" in capsys.readouterr().err
-    from safetensors.torch import load_file
-
-    files = list(tmp_path.rglob("*.safetensors"))
-    assert files and all(bool(t.isfinite().all()) for f in files for t in load_file(f).values())
+    assert non_finite_tensors(tmp_path) == []
 
 
 def test_unused_data_root_refused(tmp_path, capsys):

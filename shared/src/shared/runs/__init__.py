@@ -10,7 +10,7 @@
 * :func:`seed_everything`, :func:`select_device`, :func:`progress`.
 """
 
-from shared.runs.checkpoint import CheckpointInfo
+from shared.runs.checkpoint import CheckpointInfo, non_finite_tensors
 from shared.runs.cli import DEFAULT_THREADS, apply_overrides, build_parser, config_to_dict, load_config_file, parse_args
 from shared.runs.errors import CheckpointError, CheckpointMissing, DivergenceError, UsageError, guard_finite
 from shared.runs.folder import RunDir, load_modules, package_versions
@@ -35,6 +35,7 @@ __all__ = [
     "guard_finite",
     "load_config_file",
     "load_modules",
+    "non_finite_tensors",
     "open_run",
     "package_versions",
     "parse_args",

@@ -197,6 +197,19 @@ def save_set(folder: Path, name: str, modules: dict[str, torch.nn.Module], *,
     return final
 
 
+def non_finite_tensors(folder: str | Path) -> list[str]:
+    """``"<file>:<tensor>"`` for every floating tensor holding NaN/Inf in the ``*.safetensors`` files under ``folder``.
+
+    The divergence tests of every project call it on a stopped run: the answer must be ``[]``. A folder holding no
+    safetensors file at all is an error, so the check cannot pass vacuously.
+    """
+    files = sorted(Path(folder).rglob("*.safetensors"))
+    if not files:
+        raise CheckpointMissing(f"no .safetensors file under '{folder}'; nothing to check")
+    return [f"{path}:{key}" for path in files for key, tensor in load_file(path).items()
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+
+
 # ---- load ---------------------------------------------------------------------------------------------------
 def verify_set(path: Path) -> dict[str, Any]:
     """The manifest of the set at ``path`` after checking every file's size and sha256 (CheckpointError if not)."""
